@@ -1,0 +1,100 @@
+"""Measuring an encoder on labelled photos: pair distances, error rates, thresholds, identification.
+
+All distances are Euclidean (L2, not squared) between L2-normalised encodings, as ``verify`` and
+``who_is_it`` use them, so a threshold measured here is the threshold the door applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L2 distances between every row of ``a`` (m, d) and every row of ``b`` (n, d): shape (m, n), float64."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    sq = np.sum(a * a, axis=1)[:, None] + np.sum(b * b, axis=1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def pair_distances(encodings: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of all unordered pairs of photos: ``(genuine, impostor)``.
+
+    Genuine pairs show the same person, impostor pairs two different people. Each pair counts once.
+    """
+    labels_arr = np.asarray(labels)
+    dist = pairwise_distances(encodings, encodings)
+    i, j = np.triu_indices(len(labels_arr), k=1)
+    same = labels_arr[i] == labels_arr[j]
+    return dist[i, j][same], dist[i, j][~same]
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """False-accept and false-reject rates (fractions 0..1) of the rule ``accept if distance < threshold``."""
+
+    threshold: float
+    far: float
+    frr: float
+
+
+def rates_at(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> ErrorRates:
+    """Error rates of ``accept if distance < threshold`` on the given pair distances."""
+    far = float(np.mean(np.asarray(impostor) < threshold)) if len(impostor) else 0.0
+    frr = float(np.mean(np.asarray(genuine) >= threshold)) if len(genuine) else 0.0
+    return ErrorRates(float(threshold), far, frr)
+
+
+def _candidate_thresholds(genuine: np.ndarray, impostor: np.ndarray) -> np.ndarray:
+    values = np.unique(np.concatenate([genuine, impostor]))
+    # Each distinct distance and a point just above it: every distinct operating point of the rule.
+    return np.unique(np.concatenate([[0.0], values, np.nextafter(values, np.inf)]))
+
+
+def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> ErrorRates:
+    """The operating point where false accepts and false rejects are (nearest to) equal.
+
+    The reported rate is the mean of FAR and FRR at the threshold minimising ``|FAR - FRR|``.
+    """
+    genuine = np.sort(np.asarray(genuine, np.float64))
+    impostor = np.sort(np.asarray(impostor, np.float64))
+    t = _candidate_thresholds(genuine, impostor)
+    far = np.searchsorted(impostor, t, side="left") / max(len(impostor), 1)
+    frr = 1.0 - np.searchsorted(genuine, t, side="left") / max(len(genuine), 1)
+    k = int(np.argmin(np.abs(far - frr)))
+    eer = ErrorRates(float(t[k]), float(far[k]), float(frr[k]))
+    return ErrorRates(eer.threshold, (eer.far + eer.frr) / 2, (eer.far + eer.frr) / 2)
+
+
+def threshold_for_far(genuine: np.ndarray, impostor: np.ndarray, target_far: float) -> ErrorRates:
+    """The largest threshold whose false-accept rate is at most ``target_far`` (0..1), with its rates.
+
+    Larger thresholds accept more genuine attempts, so this is the most convenient threshold that still
+    keeps strangers out as often as asked. With few impostor pairs the achievable FAR steps are coarse.
+    """
+    impostor = np.sort(np.asarray(impostor, np.float64))
+    allowed = int(np.floor(target_far * len(impostor)))
+    # Accept if d < t: with t = impostor[allowed], exactly the `allowed` smallest impostor distances pass
+    # (ties counted as rejects, which only lowers FAR).
+    t = float(impostor[allowed]) if allowed < len(impostor) else float(np.inf)
+    return rates_at(genuine, impostor, t)
+
+
+def identify_nearest(
+    probes: np.ndarray, gallery: np.ndarray, gallery_labels: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """For each probe (m, d), the label of the nearest gallery encoding (n, d) and that distance (m,)."""
+    dist = pairwise_distances(probes, gallery)
+    nearest = np.argmin(dist, axis=1)
+    return [gallery_labels[k] for k in nearest], dist[np.arange(len(probes)), nearest]
+
+
+def cosine_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (m, d) arrays: 1 means the same direction."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    num = np.sum(a * b, axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return num / np.maximum(den, 1e-12)
