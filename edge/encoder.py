@@ -22,10 +22,19 @@ class FaceEncoder:
         model_path: the ``.tflite`` file; its card must lie beside it and match its sha256.
         num_threads: CPU threads for the interpreter (``None``: the runtime's default).
         runtime: force a TFLite runtime by name (see :mod:`edge.runtime`).
+        card: the model's card, when the caller already holds it (the converter, before the card is
+            written); by default it is read from beside the model and checked against its sha256.
     """
 
-    def __init__(self, model_path: str | Path, *, num_threads: int | None = None, runtime: str | None = None):
-        self.card = ModelCard.for_model(model_path)
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        num_threads: int | None = None,
+        runtime: str | None = None,
+        card: ModelCard | None = None,
+    ):
+        self.card = card if card is not None else ModelCard.for_model(model_path)
         self.model = TFLiteModel(model_path, num_threads=num_threads, runtime=runtime)
         expected = (1, *self.card.input_size, 3)
         if self.model.input.shape != expected:

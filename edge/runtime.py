@@ -148,3 +148,47 @@ class TFLiteModel:
             raw = self._interpreter.get_tensor(out.index)
             results.append(dequantize(raw, out) if out.quantized else raw.astype(np.float32, copy=True))
         return results
+
+
+def probe(model_paths: list[str | Path], *, runtimes: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """Which runtimes can load and run each model: ``{runtime: {model file name: "ok" or the error}}``.
+
+    Each model is loaded and invoked once on zeros. Runtimes that do not import here are reported with
+    their import error for every model.
+    """
+    results: dict[str, dict[str, str]] = {}
+    for name in runtimes or list(RUNTIMES):
+        row: dict[str, str] = {}
+        for path in model_paths:
+            try:
+                model = TFLiteModel(path, num_threads=1, runtime=name)
+                model(np.zeros(model.input.shape, np.float32))
+                row[Path(path).name] = "ok"
+            except Exception as exc:  # a report of what failed, whatever it was
+                row[Path(path).name] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        results[name] = row
+    return results
+
+
+def _probe_main(argv: list[str] | None = None) -> int:
+    """``python -m edge.runtime MODEL...``: print :func:`probe`'s answer as JSON with the runtime versions."""
+    import argparse
+    import json
+    from importlib import metadata
+
+    parser = argparse.ArgumentParser(description=_probe_main.__doc__)
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--runtime", action="append", choices=list(RUNTIMES))
+    args = parser.parse_args(argv)
+    versions = {}
+    for dist in ("ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    print(json.dumps({"versions": versions, "results": probe(args.models, runtimes=args.runtime)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_probe_main())
