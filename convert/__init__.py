@@ -1,0 +1,1 @@
+"""facegate's workstation side: build, convert and evaluate the FaceNet model."""
