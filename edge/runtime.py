@@ -141,8 +141,11 @@ class TFLiteModel:
         if tuple(x.shape) != spec.shape:
             raise ModelError(f"{self.path.name} expects input shape {spec.shape}, got {tuple(x.shape)}")
         value = quantize(x, spec) if spec.quantized else x.astype(spec.dtype, copy=False)
-        self._interpreter.set_tensor(spec.index, value)
-        self._interpreter.invoke()
+        try:
+            self._interpreter.set_tensor(spec.index, value)
+            self._interpreter.invoke()
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"{self.runtime} failed to run {self.path.name}: {str(exc).splitlines()[0]}") from exc
         results = []
         for out in self.outputs:
             raw = self._interpreter.get_tensor(out.index)

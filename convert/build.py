@@ -1,0 +1,326 @@
+"""``facegate-convert build``: the pretrained Keras FaceNet to checked TFLite models, cards and a report.
+
+Steps: verify the h5 against the manifest; crop the faces of the photo set with the device's own detector
+and preprocessing (``train`` calibrates the int8 model, ``val`` is held out); load the Keras model; convert
+each variant, check it against Keras on the held-out crops and refuse to write one that disagrees; write
+model and card atomically; measure quality and speed; write the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from convert.fetch import Manifest
+from convert.measure import agreement, keras_latency_ms, latency_ms, probe_runtimes, quality
+from convert.tflite import VARIANTS, convert, export_saved_model
+from edge.errors import FacegateError, ModelError, WeightsError
+from edge.files import sha256_file, write_bytes_atomic
+from edge.modelcard import CARD_FORMAT, ModelCard, card_path, write_card
+from edge.photoset import FaceCrops, crop_photos, labelled_photos
+from edge.preprocess import l2_normalize, prewhiten
+from edge.progress import Progress
+
+log = logging.getLogger(__name__)
+
+#: A converted model whose worst cosine similarity to Keras on held-out faces falls below this is not written.
+MIN_COSINE = 0.98
+#: Sources whose change invalidates a cached build.
+_BUILD_INPUTS = ("convert/facenet.py", "convert/tflite.py", "convert/build.py", "convert/measure.py",
+                 "edge/preprocess.py", "edge/detect.py", "edge/crop.py", "edge/images.py", "edge/photoset.py")
+
+
+class BuildError(FacegateError):
+    """The build cannot go on: bad input, a model that disagrees with Keras, an unwritable folder."""
+
+
+@dataclass
+class BuildOptions:
+    """What ``build`` takes. Paths default to the fetched files in the weights folder."""
+
+    weights: Path
+    out: Path
+    photos: Path | None = None  # holds train/<person>/ and val/<person>/; default: the fetched celebrity set
+    variants: tuple[str, ...] = VARIANTS
+    detector: str = "short"  # BlazeFace range used to crop faces: "short" or "full"
+    margin: float = 0.1
+    align: bool = True
+    target_far: float = 0.001
+    threads: tuple[int, ...] = (1, 2)
+    keras_latency: bool = True
+    compat_pythons: list[str] = field(default_factory=list)  # extra interpreters to probe runtimes with
+    allow_faceless: bool = False  # skip calibration photos without a face instead of stopping
+    cache: Path | None = None  # where finished builds are kept by the hash of their inputs
+
+    @property
+    def photo_root(self) -> Path:
+        return self.photos or self.weights / "photos" / "celebrity"
+
+    @property
+    def h5(self) -> Path:
+        return self.weights / "facenet_keras.h5"
+
+
+def model_path(out: Path, variant: str) -> Path:
+    return out / f"facenet_{variant}.tflite"
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test."):
+            pass
+    except OSError as exc:
+        raise BuildError(f"output folder {folder} is not writable: {exc.strerror}") from exc
+
+
+def _verify_h5(opts: BuildOptions, manifest: Manifest) -> str:
+    expected = manifest.files["facenet_keras.h5"]
+    if not opts.h5.is_file():
+        raise WeightsError(f"{opts.h5} is missing: run 'facegate-convert fetch' first")
+    actual = sha256_file(opts.h5)
+    if actual != expected.sha256:
+        raise WeightsError(f"{opts.h5} has sha256 {actual[:16]}..., expected {expected.sha256[:16]}... "
+                           "(truncated or a different file): run 'facegate-convert fetch' again")
+    return actual
+
+
+def _crops(opts: BuildOptions, split: str) -> FaceCrops:
+    from edge.detect import FaceDetector
+
+    name = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}[opts.detector]
+    detector = FaceDetector(opts.weights / name)
+    photos = labelled_photos(opts.photo_root / split)
+    with Progress(len(photos), f"cropping faces ({split})") as bar:
+        crops = crop_photos(photos, detector, margin=opts.margin, align=opts.align, progress=bar)
+    if crops.skipped and not opts.allow_faceless:
+        path, reason = crops.skipped[0]
+        more = f" (and {len(crops.skipped) - 1} more)" if len(crops.skipped) > 1 else ""
+        raise BuildError(f"{path}: {reason}{more}; remove such photos or pass --allow-faceless to skip them")
+    if len(crops.labels) == 0:
+        raise BuildError(f"no usable face in {opts.photo_root / split}")
+    return crops
+
+
+def _cache_key(opts: BuildOptions, h5_sha: str) -> str:
+    import tensorflow as tf
+
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for rel in _BUILD_INPUTS:
+        digest.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+    settings = {k: str(v) for k, v in opts.__dict__.items() if k not in ("weights", "out", "cache", "photos")}
+    photos = json.dumps([(str(p.relative_to(opts.photo_root)), sha256_file(p))
+                         for p in sorted(opts.photo_root.rglob("*")) if p.is_file()])
+    digest.update(json.dumps([h5_sha, settings, tf.__version__, platform.machine()], sort_keys=True).encode())
+    digest.update(photos.encode())
+    return digest.hexdigest()[:24]
+
+
+def _restore(cached: Path, opts: BuildOptions) -> dict | None:
+    """Copy a finished build from the cache into ``opts.out`` if it is complete and intact."""
+    report_file = cached / "report.json"
+    if not report_file.is_file():
+        return None
+    try:
+        for variant in opts.variants:
+            ModelCard.for_model(model_path(cached, variant))  # checks the sha256
+    except ModelError as exc:
+        log.warning("ignoring a damaged cached build in %s: %s", cached, exc)
+        return None
+    for variant in opts.variants:
+        for src in (model_path(cached, variant), card_path(model_path(cached, variant))):
+            write_bytes_atomic(opts.out / src.name, src.read_bytes())
+    report = json.loads(report_file.read_text())
+    for variant in report["variants"]:
+        variant["path"] = str(model_path(opts.out, variant["name"]))
+    return report
+
+
+def _save_to_cache(cached: Path, opts: BuildOptions, report: dict) -> None:
+    staging = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
+    try:
+        for variant in opts.variants:
+            for src in (model_path(opts.out, variant), card_path(model_path(opts.out, variant))):
+                shutil.copy2(src, staging / src.name)
+        (staging / "report.json").write_text(json.dumps(report, indent=2))
+        staging.rename(cached)
+    except OSError as exc:
+        log.warning("could not cache the build in %s: %s", cached, exc)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def build(opts: BuildOptions) -> dict:
+    """Run the whole build; returns the report (also written as ``report.json`` and ``report.md``)."""
+    started = time.monotonic()
+    _check_writable(opts.out)
+    manifest = Manifest.load()
+    h5_sha = _verify_h5(opts, manifest)
+    for split in ("train", "val"):
+        if not (opts.photo_root / split).is_dir():
+            raise BuildError(f"photo folder {opts.photo_root / split} is missing (need train/ and val/)")
+
+    cached = None
+    if opts.cache is not None:
+        cached = opts.cache / "builds" / _cache_key(opts, h5_sha)
+        report = _restore(cached, opts)
+        if report is not None:
+            log.info("restored the build from the cache %s", cached)
+            report["restored_from_cache"] = str(cached)
+            return report
+
+    train, val = _crops(opts, "train"), _crops(opts, "val")
+    from convert.facenet import load_facenet
+
+    keras_model = load_facenet(opts.h5)
+    x_train, x_val = prewhiten(train.crops), prewhiten(val.crops)
+    keras_train = l2_normalize(keras_model.predict(x_train, batch_size=16, verbose=0))
+    keras_val = l2_normalize(keras_model.predict(x_val, batch_size=16, verbose=0))
+    keras_quality = quality(keras_train, train.labels, keras_val, val.labels, target_far=opts.target_far)
+
+    report = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"arch": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "photos": {"root": str(opts.photo_root), "calibration": len(train.labels), "held_out": len(val.labels),
+                   "skipped": [f"{p}: {r}" for p, r in train.skipped + val.skipped]},
+        "settings": {"detector": opts.detector, "margin": opts.margin, "align": opts.align,
+                     "target_far": opts.target_far},
+        "keras": {"h5_sha256": h5_sha, **keras_quality.as_dict()},
+        "variants": [],
+    }
+    if opts.keras_latency:
+        report["keras"]["latency_ms"] = {str(t): keras_latency_ms(opts.h5, t) for t in opts.threads}
+
+    with tempfile.TemporaryDirectory(prefix="facegate-savedmodel.") as tmp:
+        log.info("exporting the Keras model as a SavedModel")
+        saved = export_saved_model(keras_model, Path(tmp) / "facenet")
+        for variant in opts.variants:
+            report["variants"].append(_build_variant(variant, saved, opts, h5_sha, x_train, train, val, keras_val))
+
+    models = [model_path(opts.out, v) for v in opts.variants]
+    runtimes = probe_runtimes(models, pythons=opts.compat_pythons)
+    report["runtimes"] = runtimes
+    for entry in report["variants"]:
+        name = Path(entry["path"]).name
+        entry["runtimes"] = sorted(r for r, info in runtimes.items() if info["models"].get(name) == "ok")
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    report["build"] = {"seconds": round(time.monotonic() - started, 1),
+                       "peak_rss_mib_self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                       "peak_rss_mib_self_plus_largest_child": round(usage / 1024, 1)}
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _save_to_cache(cached, opts, report)
+    return report
+
+
+def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: str, x_train: np.ndarray,
+                   train: FaceCrops, val: FaceCrops, keras_val: np.ndarray) -> dict:
+    """Convert, check, measure and write one variant; returns its report entry."""
+    import tensorflow as tf
+
+    from edge.encoder import FaceEncoder
+
+    log.info("converting %s", variant)
+    t0 = time.monotonic()
+    if variant == "int8":
+        with Progress(len(x_train), "int8 calibration") as bar:
+            blob = convert(saved_model, variant, calibration=x_train, progress=bar)
+    else:
+        blob = convert(saved_model, variant)
+    convert_seconds = time.monotonic() - t0
+    target = model_path(opts.out, variant)
+    with tempfile.TemporaryDirectory(dir=opts.out, prefix=f".{variant}.") as tmp:
+        candidate = Path(tmp) / target.name
+        candidate.write_bytes(blob)
+        try:
+            card = _card(variant, candidate, h5_sha, opts, tf.__version__,
+                         len(train.labels) if variant == "int8" else 0)
+            encoder = FaceEncoder(candidate, num_threads=2, card=ModelCard(card_path(candidate), card))
+            with Progress(len(val.labels) + len(train.labels), f"evaluating {variant}") as bar:
+                enc_val = _encode(encoder, val.crops, bar)
+                enc_train = _encode(encoder, train.crops, bar)
+        except ModelError as exc:
+            raise BuildError(f"the converter wrote a {variant} model that cannot run ({exc}); not written") from exc
+        agree = agreement(keras_val, enc_val)
+        if not agree["cosine_min"] >= MIN_COSINE:  # also catches NaN
+            raise BuildError(
+                f"the {variant} model disagrees with Keras on held-out faces (cosine min {agree['cosine_min']:.4f}, "
+                f"needs >= {MIN_COSINE}); not written. This is the converter's fault, not the photos'.")
+        q = quality(enc_train, train.labels, enc_val, val.labels, target_far=opts.target_far)
+        card["agreement"] = agree
+        card["threshold"] = {
+            "value": round(q.threshold, 4),
+            "rule": "accept if L2 distance < value",
+            "chosen_for": f"false-accept rate <= {opts.target_far:g} on {opts.photo_root.name} photo pairs",
+            "far": q.threshold_far, "frr": q.threshold_frr,
+            "eer": q.eer, "eer_threshold": round(q.eer_threshold, 4),
+            "pairs": {"genuine": q.genuine_pairs, "impostor": q.impostor_pairs},
+            "note": "measured on a small public photo set; calibrate on your own staff's photos",
+        }
+        latency = {}
+        for threads in opts.threads:
+            timed = FaceEncoder(candidate, num_threads=threads, card=ModelCard(card_path(candidate), card))
+            crop = val.crops[:1]
+            latency[str(threads)] = latency_ms(lambda t=timed, c=crop: t.encode(c))
+        os.replace(candidate, target)  # same folder tree: an atomic rename
+    write_card(target, card)
+    entry = {
+        "name": variant, "path": str(target), "size_bytes": target.stat().st_size, "sha256": card["sha256"],
+        **agree,
+        "identified": q.identified, "probes": q.probes,
+        "eer": q.eer, "eer_threshold": q.eer_threshold,
+        "threshold": q.threshold, "threshold_far": q.threshold_far, "threshold_frr": q.threshold_frr,
+        "latency_ms": latency, "convert_seconds": round(convert_seconds, 1),
+    }
+    return entry
+
+
+def _encode(encoder, crops: np.ndarray, bar: Progress) -> np.ndarray:
+    out = []
+    for crop in crops:
+        out.append(encoder.encode(crop)[0])
+        bar.advance()
+    return np.stack(out)
+
+
+def _card(variant: str, model_file: Path, h5_sha: str, opts: BuildOptions, tf_version: str, calibrated: int) -> dict:
+    from edge.runtime import TFLiteModel
+
+    model = TFLiteModel(model_file, num_threads=1)
+    inp, out = model.input, model.outputs[0]
+    card = {
+        "format": CARD_FORMAT,
+        "variant": variant,
+        "model_file": f"facenet_{variant}.tflite",
+        "sha256": sha256_file(model_file),
+        "size_bytes": model_file.stat().st_size,
+        "source_weights": {"file": "facenet_keras.h5", "sha256": h5_sha},
+        "input": {"shape": list(inp.shape), "dtype": inp.dtype.name, "scale": inp.scale,
+                  "zero_point": inp.zero_point, "layout": "NHWC", "colour": "RGB"},
+        "output": {"shape": list(out.shape), "dtype": out.dtype.name, "scale": out.scale,
+                   "zero_point": out.zero_point, "normalised": False},
+        "preprocessing": {
+            "detector": f"blazeface-{opts.detector}-range", "margin": opts.margin, "align": opts.align,
+            "crop_size": list(inp.shape[1:3]),
+            "pixels": "prewhiten: (x - mean) / max(std, 1/sqrt(n)) per image, RGB 0..255 in",
+            "output": "l2_normalize",
+        },
+        "converter": {"tensorflow": tf_version, "from": "concrete function, batch 1"},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if calibrated:
+        card["calibration"] = {"photos": calibrated, "set": str(opts.photo_root / "train")}
+    return card

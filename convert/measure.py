@@ -1,0 +1,131 @@
+"""What the conversion report measures: agreement with Keras, recognition quality and speed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.metrics import (
+    cosine_agreement,
+    equal_error_rate,
+    identify_nearest,
+    pair_distances,
+    threshold_for_far,
+)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Recognition quality of one encoder on a labelled photo set (distances are L2 on unit vectors)."""
+
+    identified: int  # val photos whose nearest train photo shows the same person
+    probes: int
+    eer: float  # equal-error rate over all photo pairs, 0..1
+    eer_threshold: float
+    threshold: float  # largest threshold with FAR <= target_far
+    threshold_far: float
+    threshold_frr: float
+    target_far: float
+    genuine_pairs: int
+    impostor_pairs: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def quality(train: np.ndarray, train_labels: list[str], val: np.ndarray, val_labels: list[str],
+            *, target_far: float) -> Quality:
+    """Identify ``val`` against ``train`` (nearest neighbour) and measure error rates over all pairs."""
+    predicted, _ = identify_nearest(val, train, train_labels)
+    hits = sum(p == t for p, t in zip(predicted, val_labels, strict=True))
+    genuine, impostor = pair_distances(np.concatenate([train, val]), train_labels + val_labels)
+    eer = equal_error_rate(genuine, impostor)
+    op = threshold_for_far(genuine, impostor, target_far)
+    return Quality(hits, len(val_labels), eer.far, eer.threshold, op.threshold, op.far, op.frr, target_far,
+                   len(genuine), len(impostor))
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """Cosine similarity of candidate encodings to the reference (Keras) ones: min and mean."""
+    if not np.all(np.isfinite(candidate)):
+        return {"cosine_min": float("nan"), "cosine_mean": float("nan")}
+    cos = cosine_agreement(reference, candidate)
+    return {"cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
+
+
+def latency_ms(run: Callable[[], object], *, warmup: int = 5, runs: int = 30) -> dict[str, float]:
+    """Median and 95th-percentile milliseconds of ``run()`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000.0)
+    times.sort()
+    return {"p50": statistics.median(times), "p95": times[min(len(times) - 1, int(0.95 * len(times)))]}
+
+
+def keras_latency_ms(h5: Path, threads: int, *, runs: int = 30) -> dict[str, float]:
+    """Keras ``predict_on_batch`` latency for one face, in a fresh process limited to ``threads`` threads.
+
+    TensorFlow fixes its thread pools when it starts, so each thread count needs its own process.
+    """
+    code = (
+        "import json, sys, numpy as np, tensorflow as tf\n"
+        f"tf.config.threading.set_intra_op_parallelism_threads({threads})\n"
+        f"tf.config.threading.set_inter_op_parallelism_threads({threads})\n"
+        "from convert.facenet import load_facenet\n"
+        "from convert.measure import latency_ms\n"
+        f"m = load_facenet({str(h5)!r})\n"
+        "x = np.random.default_rng(0).standard_normal((1, 160, 160, 3)).astype(np.float32)\n"
+        f"print(json.dumps(latency_ms(lambda: m.predict_on_batch(x), runs={runs})))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False,
+                          env=_env_with_path(root))
+    if proc.returncode != 0:
+        raise RuntimeError(f"Keras latency run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _env_with_path(root: Path) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def probe_runtimes(models: list[Path], *, pythons: list[str]) -> dict[str, dict]:
+    """Which runtimes run each model, asked of this interpreter and of every extra one in ``pythons``.
+
+    Returns ``{runtime label: {"version": ..., "models": {file name: "ok" or the error}}}``. An extra
+    interpreter is how the legacy tflite-runtime (which needs numpy < 2) is checked beside LiteRT.
+    """
+    root = Path(__file__).resolve().parent.parent
+    found: dict[str, dict] = {}
+    for python in [sys.executable, *pythons]:
+        proc = subprocess.run([python, "-m", "edge.runtime", *map(str, models)], capture_output=True, text=True,
+                              cwd=root, env=_env_with_path(root), check=False, timeout=600)
+        if proc.returncode != 0:
+            found[f"({python})"] = {"version": "?", "models": {}, "error": proc.stderr.strip()[-300:]}
+            continue
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+        for runtime, row in answer["results"].items():
+            dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(runtime)
+            version = answer["versions"].get(dist) if dist else (
+                answer["versions"].get("tensorflow") or answer["versions"].get("tensorflow-cpu"))
+            if version is None or runtime in found:
+                continue  # not installed in that interpreter, or already asked
+            found[runtime] = {"version": version, "models": row}
+    return found
