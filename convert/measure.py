@@ -65,36 +65,83 @@ def latency_ms(run: Callable[[], object], *, warmup: int = 5, runs: int = 30) ->
     """Median and 95th-percentile milliseconds of ``run()`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         run()
+    return _percentiles(_timings(run, runs))
+
+
+def latency_table(h5: Path | None, models: dict[str, Path], threads: int, *, rounds: int = 6,
+                  runs: int = 8) -> dict[str, dict[str, float]]:
+    """Batch-1 latency of Keras and each TFLite model, all timed in one fresh process limited to ``threads``.
+
+    TensorFlow fixes its thread pools when it starts, so each thread count needs its own process. Inside
+    it the models take turns (``rounds`` rounds of ``runs`` calls each), so a busy moment on a shared
+    machine hits all of them alike and their ratios stay fair. Keras is timed with ``predict_on_batch``,
+    TFLite with :class:`edge.runtime.TFLiteModel` (quantising the input and dequantising the output
+    included). Returns ``{name: {"p50": ms, "p95": ms}}``, with ``"keras"`` if ``h5`` is given.
+    """
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "convert.measure", "--threads", str(threads), "--rounds", str(rounds),
+           "--runs", str(runs)]
+    if h5 is not None:
+        cmd += ["--h5", str(h5)]
+    for name, path in models.items():
+        cmd += ["--model", f"{name}={path}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=_env_with_path(root), check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"latency run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _latency_main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="time models in turns in this process (see latency_table)")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--h5", type=Path)
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
+    args = parser.parse_args(argv)
+
+    from edge.runtime import TFLiteModel
+
+    x = np.random.default_rng(0).standard_normal((1, 160, 160, 3)).astype(np.float32)
+    calls: dict[str, Callable[[], object]] = {}
+    if args.h5 is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        from convert.facenet import load_facenet
+
+        keras_model = load_facenet(args.h5)
+        calls["keras"] = lambda: keras_model.predict_on_batch(x)
+    for item in args.model:
+        name, path = item.split("=", 1)
+        model = TFLiteModel(path, num_threads=args.threads)
+        calls[name] = lambda m=model: m(x)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():  # warm-up: first calls trace graphs and pack weights
+        for _ in range(3):
+            call()
+    for _ in range(args.rounds):
+        for name, call in calls.items():
+            samples[name] += _timings(call, args.runs)
+    print(json.dumps({name: _percentiles(times) for name, times in samples.items()}))
+    return 0
+
+
+def _timings(call: Callable[[], object], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        run()
+        call()
         times.append((time.perf_counter() - start) * 1000.0)
-    times.sort()
-    return {"p50": statistics.median(times), "p95": times[min(len(times) - 1, int(0.95 * len(times)))]}
+    return times
 
 
-def keras_latency_ms(h5: Path, threads: int, *, runs: int = 30) -> dict[str, float]:
-    """Keras ``predict_on_batch`` latency for one face, in a fresh process limited to ``threads`` threads.
-
-    TensorFlow fixes its thread pools when it starts, so each thread count needs its own process.
-    """
-    code = (
-        "import json, sys, numpy as np, tensorflow as tf\n"
-        f"tf.config.threading.set_intra_op_parallelism_threads({threads})\n"
-        f"tf.config.threading.set_inter_op_parallelism_threads({threads})\n"
-        "from convert.facenet import load_facenet\n"
-        "from convert.measure import latency_ms\n"
-        f"m = load_facenet({str(h5)!r})\n"
-        "x = np.random.default_rng(0).standard_normal((1, 160, 160, 3)).astype(np.float32)\n"
-        f"print(json.dumps(latency_ms(lambda: m.predict_on_batch(x), runs={runs})))\n"
-    )
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False,
-                          env=_env_with_path(root))
-    if proc.returncode != 0:
-        raise RuntimeError(f"Keras latency run failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _percentiles(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
 
 
 def _env_with_path(root: Path) -> dict[str, str]:
@@ -129,3 +176,7 @@ def probe_runtimes(models: list[Path], *, pythons: list[str]) -> dict[str, dict]
                 continue  # not installed in that interpreter, or already asked
             found[runtime] = {"version": version, "models": row}
     return found
+
+
+if __name__ == "__main__":
+    raise SystemExit(_latency_main())

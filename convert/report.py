@@ -52,7 +52,7 @@ def format_table(report: dict) -> str:
     lines += _runtime_notes(report)
     if "build" in report:
         b = report["build"]
-        lines.append(f"build: {b['seconds']} s, peak RSS {b['peak_rss_mib_self']} MiB")
+        lines.append(f"build: {b['seconds']} s, peak RSS {b['peak_rss_mib']} MiB")
     if report.get("restored_from_cache"):
         lines.append(f"(restored from the build cache {report['restored_from_cache']}; measured {report['created']})")
     return "\n".join(lines)
