@@ -260,13 +260,16 @@ def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: 
         q = quality(enc_train, train.labels, enc_val, val.labels, target_far=opts.target_far)
         card["agreement"] = agree
         card["threshold"] = {
-            "value": round(q.threshold, 4),
+            "value": q.threshold,
             "rule": "accept if L2 distance < value",
-            "chosen_for": f"false-accept rate <= {opts.target_far:g} on {opts.photo_root.name} photo pairs",
-            "far": q.threshold_far, "frr": q.threshold_frr,
-            "eer": q.eer, "eer_threshold": round(q.eer_threshold, 4),
+            "chosen_for": (f"open-set stranger acceptance <= {opts.target_far:g}: every photo of "
+                           f"{opts.photo_root.name} as a stranger against all other people's photos"),
+            "stranger_acceptance": q.threshold_far, "genuine_rejection": q.threshold_frr,
+            "strangers": q.strangers,
+            "pair_eer": q.eer, "pair_eer_threshold": round(q.eer_threshold, 4),
             "pairs": {"genuine": q.genuine_pairs, "impostor": q.impostor_pairs},
-            "note": "measured on a small public photo set; calibrate on your own staff's photos",
+            "note": (f"{q.strangers} strangers cannot show a rate below {1 / max(q.strangers, 1):.1%}; "
+                     "calibrate on your own staff's photos ('facegate calibrate')"),
         }
         os.replace(candidate, target)  # same folder tree: an atomic rename
     write_card(target, card)

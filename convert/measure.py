@@ -17,6 +17,7 @@ from edge.metrics import (
     cosine_agreement,
     equal_error_rate,
     identify_nearest,
+    open_set_distances,
     pair_distances,
     threshold_for_far,
 )
@@ -30,12 +31,13 @@ class Quality:
     probes: int
     eer: float  # equal-error rate over all photo pairs, 0..1
     eer_threshold: float
-    threshold: float  # largest threshold with FAR <= target_far
-    threshold_far: float
-    threshold_frr: float
+    threshold: float  # the shipped threshold: open-set stranger acceptance <= target_far
+    threshold_far: float  # share of left-out people (strangers) the threshold would let in
+    threshold_frr: float  # share of photos whose nearest same-person photo it would reject
     target_far: float
     genuine_pairs: int
     impostor_pairs: int
+    strangers: int  # open-set probes: every photo, its person left out of the gallery
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -43,14 +45,20 @@ class Quality:
 
 def quality(train: np.ndarray, train_labels: list[str], val: np.ndarray, val_labels: list[str],
             *, target_far: float) -> Quality:
-    """Identify ``val`` against ``train`` (nearest neighbour) and measure error rates over all pairs."""
+    """Identify ``val`` against ``train``, the pair EER, and the open-set threshold for ``target_far``.
+
+    The threshold is chosen on leave-one-out 1:N distances (:func:`edge.metrics.open_set_distances`), as a
+    stranger meets the door: compared with every enrolled encoding at once.
+    """
     predicted, _ = identify_nearest(val, train, train_labels)
     hits = sum(p == t for p, t in zip(predicted, val_labels, strict=True))
-    genuine, impostor = pair_distances(np.concatenate([train, val]), train_labels + val_labels)
+    encodings, labels = np.concatenate([train, val]), train_labels + val_labels
+    genuine, impostor = pair_distances(encodings, labels)
     eer = equal_error_rate(genuine, impostor)
-    op = threshold_for_far(genuine, impostor, target_far)
+    nearest_genuine, nearest_stranger = open_set_distances(encodings, labels)
+    op = threshold_for_far(nearest_genuine, nearest_stranger, target_far)
     return Quality(hits, len(val_labels), eer.far, eer.threshold, op.threshold, op.far, op.frr, target_far,
-                   len(genuine), len(impostor))
+                   len(genuine), len(impostor), len(nearest_stranger))
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:

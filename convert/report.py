@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge.files import write_bytes_atomic
 
-_COLUMNS = ("variant", "size MB", "cos min", "cos mean", "val id", "EER", "EER thr", "thr@FAR", "FRR@thr",
+_COLUMNS = ("variant", "size MB", "cos min", "cos mean", "val id", "EER", "EER thr", "threshold", "FRR@thr",
             "ms 1t", "ms 2t", "x Keras 1t", "x Keras 2t", "runtimes")
 
 
@@ -48,7 +48,8 @@ def format_table(report: dict) -> str:
     s = report["settings"]
     lines += ["", f"photos: {report['photos']['calibration']} calibration (train), {report['photos']['held_out']} "
               f"held out (val); detector {s['detector']} range, margin {s['margin']}, align {s['align']}; "
-              f"thr@FAR = largest threshold with FAR <= {s['target_far']:g}"]
+              f"threshold = open-set (each person left out in turn) with stranger acceptance <= {s['target_far']:g}; "
+              f"FRR@thr = photos whose nearest same-person photo it rejects"]
     lines += _runtime_notes(report)
     if "build" in report:
         b = report["build"]

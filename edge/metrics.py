@@ -31,6 +31,24 @@ def pair_distances(encodings: np.ndarray, labels: list[str]) -> tuple[np.ndarray
     return dist[i, j][same], dist[i, j][~same]
 
 
+def open_set_distances(encodings: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out 1:N distances, the way the door meets people: ``(genuine, stranger)``.
+
+    For each photo, ``genuine`` holds its distance to the nearest *other* photo of the same person (when the
+    person has another), and ``stranger`` its distance to the nearest photo of anyone else, i.e. what
+    who_is_it would see if that person were not enrolled. A threshold must keep ``stranger`` distances
+    out: each stranger at the door is compared with every stored encoding, so pair-level error rates
+    understate how often a stranger finds *somebody* close enough.
+    """
+    labels_arr = np.asarray(labels)
+    dist = pairwise_distances(encodings, encodings)
+    np.fill_diagonal(dist, np.inf)
+    same = labels_arr[:, None] == labels_arr[None, :]
+    genuine = np.where(same, dist, np.inf).min(axis=1)
+    stranger = np.where(~same, dist, np.inf).min(axis=1)
+    return genuine[np.isfinite(genuine)], stranger[np.isfinite(stranger)]
+
+
 @dataclass(frozen=True)
 class ErrorRates:
     """False-accept and false-reject rates (fractions 0..1) of the rule ``accept if distance < threshold``."""
@@ -69,17 +87,20 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> ErrorRates:
 
 
 def threshold_for_far(genuine: np.ndarray, impostor: np.ndarray, target_far: float) -> ErrorRates:
-    """The largest threshold whose false-accept rate is at most ``target_far`` (0..1), with its rates.
+    """A threshold whose false-accept rate is at most ``target_far`` (0..1), as large as that allows.
 
     Larger thresholds accept more genuine attempts, so this is the most convenient threshold that still
-    keeps strangers out as often as asked. With few impostor pairs the achievable FAR steps are coarse.
+    keeps impostors out as often as asked. It lies just below the first impostor distance that must be
+    refused, so that impostor is refused under both ``d < t`` (verify) and ``d <= t`` (who_is_it), and
+    is rounded *down* to 3 decimals. With ``n`` impostor distances no rate below ``1/n`` can be told from
+    zero: a target below that gives the threshold that accepted none of them.
     """
     impostor = np.sort(np.asarray(impostor, np.float64))
     allowed = int(np.floor(target_far * len(impostor)))
-    # Accept if d < t: with t = impostor[allowed], exactly the `allowed` smallest impostor distances pass
-    # (ties counted as rejects, which only lowers FAR).
-    t = float(impostor[allowed]) if allowed < len(impostor) else float(np.inf)
-    return rates_at(genuine, impostor, t)
+    if allowed >= len(impostor):
+        return rates_at(genuine, impostor, float(np.inf))
+    t = np.floor(np.nextafter(impostor[allowed], -np.inf) * 1000.0) / 1000.0
+    return rates_at(genuine, impostor, float(t))
 
 
 def identify_nearest(

@@ -54,3 +54,34 @@ def photos_dir(weights_dir: Path) -> Path:
 def photo_paths(root: Path, split: str) -> list[tuple[str, Path]]:
     """``(person, path)`` for every photo of one split, sorted for a stable order."""
     return sorted((p.parent.name, p) for p in (root / split).glob("*/*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def int8_model(weights_dir: Path) -> Path:
+    """The full-integer FaceNet built by ``facegate-convert build`` (with its card beside it)."""
+    return _require(weights_dir / "facenet_int8.tflite")
+
+
+@pytest.fixture(scope="session")
+def face_model(int8_model: Path, blazeface_short: Path):
+    """The door's default pipeline: int8 FaceNet, short-range BlazeFace, margin 0.1, aligned crops."""
+    from edge.recognition import FaceModel
+
+    return FaceModel.from_files(int8_model, blazeface_short, num_threads=2)
+
+
+@pytest.fixture(scope="session")
+def celebrity_db(face_model, photos_dir: Path) -> dict:
+    """``name -> (k, d)`` encodings of every train photo with a detectable face (the course's dict)."""
+    from edge.errors import NoFaceError
+    from edge.recognition import img_to_encoding
+
+    db: dict[str, list] = {}
+    for person, path in photo_paths(photos_dir, "train"):
+        try:
+            db.setdefault(person, []).append(img_to_encoding(path, face_model))
+        except NoFaceError:
+            continue
+    import numpy as np
+
+    return {name: np.stack(encs) for name, encs in db.items()}

@@ -8,6 +8,7 @@ import pytest
 from edge.metrics import (
     equal_error_rate,
     identify_nearest,
+    open_set_distances,
     pair_distances,
     pairwise_distances,
     rates_at,
@@ -53,7 +54,16 @@ def test_threshold_for_far_never_exceeds_the_target_and_is_the_largest_such():
     for target in (0.0, 0.001, 0.01, 0.1):
         op = threshold_for_far(genuine, impostor, target)
         assert op.far <= target
-        assert rates_at(genuine, impostor, np.nextafter(op.threshold, np.inf)).far > target
+        assert np.mean(impostor <= op.threshold) <= target  # who_is_it's rule: accept if d <= t
+        assert rates_at(genuine, impostor, op.threshold + 0.0011).far > target  # at most 0.001 below the best
+        assert op.threshold == round(op.threshold, 3)
+
+
+def test_open_set_distances_leave_each_photo_out():
+    enc = np.array([[0.0], [1.0], [5.0], [7.0], [20.0]])
+    genuine, stranger = open_set_distances(enc, ["a", "a", "b", "b", "c"])
+    assert sorted(genuine) == [1.0, 1.0, 2.0, 2.0]  # c has no other photo
+    np.testing.assert_allclose(stranger, [5.0, 4.0, 4.0, 6.0, 13.0])
 
 
 def test_identify_nearest():
