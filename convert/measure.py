@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from edge.metrics import (
     pair_distances,
     threshold_for_far,
 )
+from edge.timing import percentiles, timings
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def latency_ms(run: Callable[[], object], *, warmup: int = 5, runs: int = 30) ->
     """Median and 95th-percentile milliseconds of ``run()`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         run()
-    return _percentiles(_timings(run, runs))
+    return percentiles(timings(run, runs))
 
 
 def latency_table(h5: Path | None, models: dict[str, Path], threads: int, *, rounds: int = 6,
@@ -133,23 +132,9 @@ def _latency_main(argv: list[str] | None = None) -> int:
             call()
     for _ in range(args.rounds):
         for name, call in calls.items():
-            samples[name] += _timings(call, args.runs)
-    print(json.dumps({name: _percentiles(times) for name, times in samples.items()}))
+            samples[name] += timings(call, args.runs)
+    print(json.dumps({name: percentiles(times) for name, times in samples.items()}))
     return 0
-
-
-def _timings(call: Callable[[], object], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
-def _percentiles(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
-    return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
 
 
 def _env_with_path(root: Path) -> dict[str, str]:
