@@ -1,0 +1,103 @@
+"""The durable outbox: order, acknowledgement, reopen, file mode, the row bound, and a full disk."""
+
+from __future__ import annotations
+
+import logging
+import stat
+
+import pytest
+
+from edge.errors import FacegateError
+from edge.outbox import Outbox
+
+
+def _put(outbox: Outbox, n: int, *, start: int = 0, size: int = 10) -> list[str]:
+    ids = [f"ev{i:04d}" for i in range(start, start + n)]
+    for event_id in ids:
+        outbox.put(event_id, "facegate/d/events", f'{{"id":"{event_id}","pad":"{"x" * size}"}}', 1, False)
+    return ids
+
+
+def test_put_pending_ack_in_order_and_survives_reopen(tmp_path):
+    path = tmp_path / "outbox.db"
+    with Outbox(path) as outbox:
+        ids = _put(outbox, 5)
+        assert outbox.put(ids[0], "other/topic", b"again") is True  # same id: ignored
+        assert len(outbox) == 5
+        entries = outbox.pending(10)
+        assert [e.event_id for e in entries] == ids
+        assert entries[0].topic == "facegate/d/events" and entries[0].qos == 1 and entries[0].retain is False
+        assert entries[0].payload.startswith(b'{"id":"ev0000"')
+        assert [e.event_id for e in outbox.pending(2, after=entries[1].seq)] == ids[2:4]
+        outbox.ack(ids[1])
+        outbox.ack("never-put")
+        assert len(outbox) == 4
+    with Outbox(path) as reopened:
+        assert [e.event_id for e in reopened.pending(10)] == [ids[0], *ids[2:]]
+        later = _put(reopened, 1, start=100)
+        assert reopened.pending(10)[-1].event_id == later[0]  # sequence continues after the old rows
+
+
+def test_files_are_private(tmp_path):
+    path = tmp_path / "sub" / "outbox.db"
+    with Outbox(path) as outbox:
+        _put(outbox, 1)
+        for name in (path, path.with_name("outbox.db-wal"), path.with_name("outbox.db-shm")):
+            assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
+
+
+def test_oldest_dropped_beyond_max_events(tmp_path, caplog):
+    with Outbox(tmp_path / "o.db", max_events=5) as outbox, caplog.at_level(logging.WARNING, "edge.outbox"):
+        ids = _put(outbox, 12)
+        assert len(outbox) == 5
+        assert [e.event_id for e in outbox.pending(100)] == ids[-5:]
+        assert outbox.counters.dropped == 7
+        assert "dropped the 1 oldest" in caplog.text
+
+
+def test_full_disk_keeps_events_in_memory_and_recovers(tmp_path, caplog):
+    """``max_bytes`` caps the file with SQLite's max_page_count: a write past it fails with the very
+    'database or disk is full' error of a full disk."""
+    path = tmp_path / "o.db"
+    with Outbox(path, max_bytes=16 * 1024) as outbox, caplog.at_level(logging.ERROR, "edge.outbox"):
+        ids = _put(outbox, 40, size=1000)  # ~40 KB of payload into a 16 KiB file: must not raise
+        counters = outbox.counters
+        assert counters.write_errors > 0 and counters.in_memory > 0 and counters.dropped == 0
+        assert "database or disk is full" in caplog.text
+        assert outbox.degraded
+        assert len(outbox) == 40
+        assert [e.event_id for e in outbox.pending(100)] == ids  # file rows, then memory, in put order
+        in_memory = counters.in_memory
+
+        for event_id in ids[:38]:  # acknowledged: the file rows' space is freed
+            outbox.ack(event_id)
+        more = _put(outbox, 1, start=100, size=10)
+        assert not outbox.degraded and outbox.counters.in_memory == 0
+        assert [e.event_id for e in outbox.pending(100)] == ids[38:] + more
+        assert in_memory > 2
+    with Outbox(path) as reopened:  # what was in memory is now on disk
+        assert [e.event_id for e in reopened.pending(100)] == ids[38:] + more
+
+
+def test_memory_bound_while_disk_full(tmp_path):
+    with Outbox(tmp_path / "o.db", max_bytes=16 * 1024, max_memory_events=3) as outbox:
+        ids = _put(outbox, 40, size=1000)
+        assert outbox.counters.in_memory == 3
+        assert outbox.counters.dropped > 0
+        assert [e.event_id for e in outbox.pending(100)][-3:] == ids[-3:]
+
+
+def test_close_is_idempotent_and_final(tmp_path):
+    outbox = Outbox(tmp_path / "o.db")
+    outbox.close()
+    outbox.close()
+    outbox.ack("x")  # ignored after close
+    with pytest.raises(FacegateError, match="closed"):
+        outbox.put("x", "t", b"p")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "o.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(FacegateError, match="not a usable outbox"):
+        Outbox(path)
