@@ -119,7 +119,8 @@ class EventPublisher:
         discovery_prefix: Home Assistant discovery prefix, or ``None`` for no discovery messages.
         commands: subscribe to the command topic. allow_unlock: accept the ``unlock`` command.
         on_command: called with the command name (on the network thread: return quickly).
-        reconnect_min_s, reconnect_max_s: reconnect back-off, doubling from min to max (whole seconds).
+        reconnect_min_s, reconnect_max_s: reconnect back-off, doubling from min to max (whole seconds);
+            the max of 8 s bounds how long events wait once the broker is back.
         max_unacked: outbox messages handed to the client and not yet acknowledged, at most.
 
     Raises:
@@ -133,7 +134,7 @@ class EventPublisher:
                  client_id: str | None = None, discovery_prefix: str | None = "homeassistant",
                  commands: bool = False, allow_unlock: bool = False,
                  on_command: Callable[[str], None] | None = None, reconnect_min_s: int = 1,
-                 reconnect_max_s: int = 30, max_unacked: int = 100):
+                 reconnect_max_s: int = 8, max_unacked: int = 100):
         self.device_id = _topic_level(device_id, "device_id")
         for level in prefix.split("/"):
             _topic_level(level, "every level of the prefix")
