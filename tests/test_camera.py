@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO, photo_paths
 
 from edge.camera import (
     PICAMERA2_MISSING,
@@ -29,7 +30,6 @@ from edge.camera import (
 )
 from edge.config import OpenCVSection, Picamera2Section, ReplaySection
 from edge.images import load_image
-from tests.conftest import REPO, photo_paths
 
 VIDEO_FRAMES = 300
 VIDEO_SIZE = (640, 480)  # width, height
