@@ -120,9 +120,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def command_modules() -> list:
-    from edge import cmd_bench, cmd_calibrate, cmd_people, cmd_recognise
+    from edge import cmd_bench, cmd_calibrate, cmd_daemon, cmd_people, cmd_recognise
 
-    return [cmd_people, cmd_recognise, cmd_calibrate, cmd_bench]
+    return [cmd_daemon, cmd_people, cmd_recognise, cmd_calibrate, cmd_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.store is None:
+    if getattr(args, "store", "") is None:
         args.store = default_store()
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     env = CliEnv(args)
     try:

@@ -206,7 +206,7 @@ class ModelsSection(Section):
 class StoreSection(Section):
     """Where the enrolled people's encodings live."""
 
-    path: ConfigPath = Field(..., description="The SQLite encoding store file (created by 'facegate people add').")
+    path: ConfigPath = Field(..., description="The SQLite encoding store file (created by 'facegate enroll').")
 
 
 class RecognitionSection(Section):

@@ -111,6 +111,7 @@ class EventPublisher:
         device_id: this door's id: one topic level (no ``/ + #``).
         prefix: the first topic level(s) of the tree.
         username, password: broker credentials (the password is never logged).
+        tls: use TLS; with no ``tls_ca`` the system's CA certificates are trusted.
         tls_ca: CA certificate file; turns TLS on. tls_cert, tls_key: client certificate and key files.
         outbox: where events wait for the broker's acknowledgement (opened and closed by the caller).
         client_factory: ``client_factory(client_id) -> paho Client`` (VERSION2 callbacks); default paho's.
@@ -128,7 +129,7 @@ class EventPublisher:
     """
 
     def __init__(self, *, host: str, port: int = 1883, device_id: str, prefix: str = "facegate",
-                 username: str | None = None, password: str | None = None, tls_ca: str | None = None,
+                 username: str | None = None, password: str | None = None, tls: bool = False, tls_ca: str | None = None,
                  tls_cert: str | None = None, tls_key: str | None = None, outbox: Outbox,
                  client_factory: Callable[[str], mqtt.Client] | None = None, keepalive: int = 30,
                  client_id: str | None = None, discovery_prefix: str | None = "homeassistant",
@@ -166,7 +167,7 @@ class EventPublisher:
         self._client.on_log = self._on_log
         if username is not None:
             self._client.username_pw_set(username, password)
-        if tls_ca or tls_cert:
+        if tls or tls_ca or tls_cert:
             try:
                 self._client.tls_set(ca_certs=tls_ca, certfile=tls_cert, keyfile=tls_key)
             except (OSError, ValueError) as err:

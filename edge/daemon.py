@@ -1,0 +1,183 @@
+"""The door daemon: camera frame -> faces -> encodings -> who_is_it -> decision -> relay, and events.
+
+The loop always works on the newest frame. Every fault ends with the relay off: the relay is off before
+the camera opens, a pulse switches itself off, and every way out of :meth:`DoorDaemon.run` (a signal, an
+exception, a dead camera) goes through ``relay.force_off()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.crop import largest_face
+from edge.decision import DoorDecider, Sighting
+from edge.errors import FacegateError
+from edge.events import Event
+from edge.recognition import database_matrix, nearest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    """What the loop has done since start (reported in the ``stopped`` event and by the benchmark)."""
+
+    frames: int = 0
+    faces: int = 0
+    recognized: int = 0
+    unknown: int = 0
+    unlocks: int = 0
+    frame_errors: int = 0
+    camera_faults: int = 0
+    timings_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def add_timing(self, stage: str, ms: float, *, keep: int = 10_000) -> None:
+        series = self.timings_ms.setdefault(stage, [])
+        if len(series) < keep:
+            series.append(ms)
+
+
+class DoorDaemon:
+    """Runs the door. Every collaborator is passed in (opened by the caller, closed by the caller).
+
+    Args:
+        device_id: this door's id, in every event.
+        camera: has ``read_latest(timeout) -> Frame | None`` (see :mod:`edge.camera`).
+        model: an :class:`edge.recognition.FaceModel`.
+        store: an :class:`edge.store.EncodingStore` (or any ``matrix()`` provider).
+        relay: a :class:`edge.relay.DoorRelay`.
+        decider: a :class:`edge.decision.DoorDecider`.
+        publish: called with every :class:`Event` (MQTT, the terminal, a test's list).
+        notifier: a :class:`edge.sdnotify.SystemdNotifier` or ``None``; ``READY=1`` goes out with the
+            first frame (everything is open then), ``WATCHDOG=1`` from the loop, ``STOPPING=1`` at the end.
+        door_inputs, door_monitor: :class:`edge.relay.DoorInputs` and :class:`edge.relay.DoorMonitor` for
+            door-held-open and door-forced alarms, or ``None`` without a door contact.
+        frame_timeout: seconds to wait for a frame before checking the stop flag again.
+        clock: monotonic seconds.
+    """
+
+    def __init__(self, *, device_id: str, camera, model, store, relay, decider: DoorDecider,
+                 publish: Callable[[Event], None], notifier=None, frame_timeout: float = 1.0,
+                 door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic):
+        self.device_id = device_id
+        self.camera = camera
+        self.model = model
+        self.store = store
+        self.relay = relay
+        self.decider = decider
+        self._publish = publish
+        self.notifier = notifier
+        self.door_inputs = door_inputs
+        self.door_monitor = door_monitor
+        self.frame_timeout = frame_timeout
+        self.clock = clock
+        self.counters = Counters()
+        self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
+        self._last_watchdog = float("-inf")
+
+    def event(self, type_: str, **fields) -> Event:
+        event = Event(type_, self.device_id, **fields)
+        try:
+            self._publish(event)
+        except Exception:  # reporting must never stop the door: log and go on
+            log.exception("could not publish %s event %s", type_, event.id)
+        return event
+
+    def run(self, stop: threading.Event, *, max_frames: int | None = None) -> Counters:
+        """Run until ``stop`` is set (or ``max_frames`` frames were processed); the relay is off after."""
+        from edge.camera import EndOfStream
+
+        ready = False
+        try:
+            self.relay.force_off()
+            while not stop.is_set():
+                self._ping_watchdog()
+                try:
+                    frame = self.camera.read_latest(self.frame_timeout)
+                except EndOfStream:
+                    log.info("the replay has ended")
+                    break
+                if frame is None:
+                    continue
+                if not ready:  # camera, relay, store and model are all open: tell systemd and the office
+                    ready = True
+                    self.event("started", detail={"threshold": self.model.threshold,
+                                                  "model": self.model.model_sha256[:12]})
+                    if self.notifier is not None:
+                        self.notifier.ready("watching the door")
+                self.process(frame.image, now=frame.time)
+                for reason in self.check_door():
+                    self.event("alarm", detail={"reason": reason})
+                if max_frames is not None and self.counters.frames >= max_frames:
+                    break
+        finally:
+            self.relay.force_off()
+            if self.notifier is not None:
+                self.notifier.stopping()
+        self.event("stopped", detail={k: v for k, v in self.counters.__dict__.items() if k != "timings_ms"})
+        return self.counters
+
+    def check_door(self) -> list[str]:
+        """New door alarms (held open, forced) from the door monitor, if the door has a contact."""
+        if self.door_monitor is None or self.door_inputs is None:
+            return []
+        return self.door_monitor.update(relay_on=self.relay.is_on, door_open=self.door_inputs.door_open,
+                                        now=self.clock())
+
+    def _ping_watchdog(self) -> None:
+        if self._watchdog_every is None:
+            return
+        now = self.clock()
+        if now - self._last_watchdog >= self._watchdog_every:
+            self.notifier.watchdog()
+            self._last_watchdog = now
+
+    def process(self, image: np.ndarray, *, now: float) -> None:
+        """One frame: ``(H, W, 3)`` uint8 RGB taken at monotonic time ``now``."""
+        self.counters.frames += 1
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        try:
+            mark = time.perf_counter()
+            faces = self.model.detector.detect(image)
+            timings["detect"] = (time.perf_counter() - mark) * 1000
+            face = largest_face(faces)
+            if face is None:
+                self.decider.no_face(now)
+                return
+            self.counters.faces += 1
+            mark = time.perf_counter()
+            crop = self.model.crop(image, face)
+            timings["crop"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            encoding = self.model.encoder.encode(crop)[0]
+            timings["encode"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            dist, closest = nearest(encoding, *database_matrix(self.store))
+            timings["search"] = (time.perf_counter() - mark) * 1000
+        except FacegateError as exc:
+            self.counters.frame_errors += 1
+            log.warning("frame %d skipped: %s", self.counters.frames, exc)
+            return
+        finally:
+            timings["total"] = (time.perf_counter() - start) * 1000
+            for stage, ms in timings.items():
+                self.counters.add_timing(stage, ms)
+        identity = closest if dist <= self.model.threshold else None
+        decision = self.decider.observe(Sighting(now, identity, dist, face.size))
+        rounded = {k: round(v, 2) for k, v in timings.items()}
+        if decision.unlock is not None:
+            self.counters.recognized += 1
+            self.event("recognized", person=decision.unlock, distance=round(dist, 4), timings_ms=rounded)
+            if self.relay.pulse():
+                self.counters.unlocks += 1
+        elif decision.report_unknown:
+            self.counters.unknown += 1
+            self.event("unknown", distance=round(dist, 4), timings_ms=rounded,
+                       detail={"closest": closest, "face_px": round(face.size, 1)})

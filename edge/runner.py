@@ -1,0 +1,168 @@
+"""Opening everything a door needs from its config, running the daemon, and closing it all in order.
+
+Order matters for a door: the relay is opened (off) first and closed last; signals only set a flag the
+loop checks; whatever happens, the relay is forced off, the outbox flushed for a bounded time and
+"offline" published before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from typing import TextIO
+
+from edge.config import Config
+from edge.daemon import Counters, DoorDaemon
+from edge.decision import DoorDecider
+from edge.events import Event
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for the broker to acknowledge pending events (they stay in the outbox after).
+FLUSH_SECONDS = 5.0
+
+
+def _pin_factory(name: str):
+    if name == "mock":
+        from gpiozero.pins.mock import MockFactory
+
+        return MockFactory()
+    return None  # gpiozero's default: the board's own pins
+
+
+def format_event(event: Event) -> str:
+    """One terminal line per event: time, type, person and distance when there are any."""
+    parts = [event.time[11:23], f"{event.type:13s}"]
+    if event.person:
+        parts.append(event.person)
+    if event.distance is not None:
+        parts.append(f"distance {event.distance:.3f}")
+    if event.detail and event.type in ("alarm", "camera_fault", "unknown", "stopped"):
+        parts.append(" ".join(f"{k}={v}" for k, v in event.detail.items()))
+    return "  ".join(parts)
+
+
+def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory=None, max_frames: int | None = None,
+             echo: TextIO | None = sys.stdout, extra_sink=None, handle_signals: bool = True) -> Counters:
+    """Open the camera, model, store, relay and MQTT from ``config`` and run the door until stopped.
+
+    Args:
+        config: a validated :class:`edge.config.Config`.
+        stop: set it to stop the loop; SIGTERM and SIGINT set it too (with ``handle_signals``).
+        pin_factory: a gpiozero pin factory to use instead of the config's (tests pass a MockFactory).
+        max_frames: stop after this many frames (tests, benchmarks).
+        echo: where each event is printed as a line (``None``: nowhere).
+        extra_sink: also called with every event (tests).
+    """
+    from edge.camera import ResilientCamera
+    from edge.recognition import FaceModel
+    from edge.relay import DoorInputs, DoorMonitor, DoorRelay
+    from edge.sdnotify import SystemdNotifier
+    from edge.store import EncodingStore
+
+    stop = stop or threading.Event()
+    sinks = []
+    daemon_ref: list[DoorDaemon] = []
+
+    def publish(event: Event) -> None:
+        log.info("event %s %s %s", event.type, event.person or "", event.id)
+        if echo is not None:
+            print(format_event(event), file=echo, flush=True)
+        for sink in sinks:
+            sink(event)
+
+    def relay_changed(on: bool) -> None:
+        if daemon_ref:
+            daemon_ref[0].event("door_unlocked" if on else "door_locked")
+
+    if extra_sink is not None:
+        sinks.append(extra_sink)
+    previous = _install_signal_handlers(stop) if handle_signals else {}
+    factory = pin_factory if pin_factory is not None else _pin_factory(config.relay.pin_factory)
+    with ExitStack() as stack:
+        relay = stack.enter_context(DoorRelay(config.relay.pin, active_high=config.relay.active_high,
+                                              pulse_seconds=config.relay.pulse_seconds, pin_factory=factory,
+                                              on_change=relay_changed))
+        stack.callback(relay.force_off)  # runs first on the way out, before anything else closes
+        rec = config.recognition
+        model = FaceModel.from_files(config.models.encoder, config.models.detector, num_threads=config.models.threads,
+                                     margin=rec.margin, align=rec.align, threshold=rec.threshold)
+        store = stack.enter_context(EncodingStore(config.store.path, model_sha256=model.model_sha256,
+                                                  embedding_size=model.embedding_size, create=True))
+        if config.mqtt is not None:
+            publisher = _open_publisher(config, stack, stop, relay)
+            sinks.append(publisher.publish_event)
+        door_inputs = door_monitor = None
+        if config.door is not None:
+            door_inputs = stack.enter_context(DoorInputs(
+                contact_pin=config.door.contact_pin, exit_pin=config.door.exit_pin, pin_factory=factory,
+                on_exit_pressed=lambda: relay.pulse()))
+            door_monitor = DoorMonitor(held_open_seconds=config.door.held_open_seconds)
+        notifier = SystemdNotifier()
+        stack.callback(notifier.close)
+
+        def camera_fault(error) -> None:
+            if daemon_ref:
+                daemon_ref[0].counters.camera_faults += 1
+                daemon_ref[0].event("camera_fault", detail={"error": str(error)})
+
+        camera = stack.enter_context(ResilientCamera.from_config(config.camera, on_fault=camera_fault))
+        decider = DoorDecider(votes_needed=rec.votes_needed, votes_window=rec.votes_window,
+                              window_seconds=rec.window_seconds, min_face_px=rec.min_face_px,
+                              cooldown_seconds=rec.cooldown_seconds,
+                              unknown_report_interval_seconds=rec.unknown_report_interval_seconds)
+        daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, store=store, relay=relay,
+                            decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
+                            door_monitor=door_monitor)
+        daemon_ref.append(daemon)
+        camera.open()
+        try:
+            return daemon.run(stop, max_frames=max_frames)
+        finally:
+            relay.force_off()
+            _restore_signal_handlers(previous)
+
+
+def _open_publisher(config: Config, stack: ExitStack, stop: threading.Event, relay):
+    from edge.mqtt import EventPublisher
+    from edge.outbox import Outbox
+
+    m = config.mqtt
+    outbox = stack.enter_context(Outbox(m.outbox_path))
+
+    def on_command(command: str) -> None:
+        if command == "unlock" and m.allow_unlock_command:
+            log.warning("unlock command received over MQTT")
+            relay.pulse()
+        elif command == "reload_store":
+            log.info("reload_store: the store is re-read whenever it changes; nothing to do")
+
+    publisher = EventPublisher(
+        host=m.host, port=m.port, device_id=config.device.id, prefix=m.prefix, username=m.username,
+        password=m.password.get_secret_value() if m.password is not None else None, tls=m.tls,
+        tls_ca=str(m.tls_ca) if m.tls_ca else None, tls_cert=str(m.tls_cert) if m.tls_cert else None,
+        tls_key=str(m.tls_key) if m.tls_key else None, outbox=outbox,
+        discovery_prefix=m.discovery_prefix if m.discovery else None, commands=m.commands,
+        allow_unlock=m.allow_unlock_command, on_command=on_command)
+    publisher.start()
+    stack.callback(publisher.stop, FLUSH_SECONDS)
+    return publisher
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, frame) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
