@@ -97,6 +97,9 @@ def enrol(store, name: str, photos: list, model, *, force: bool = False, min_fac
 
     All accepted encodings are added in one transaction: either all of them are stored or none.
     """
+    from edge.store import check_name
+
+    name = check_name(name)  # a bad name fails before any photo is read
     result = EnrolResult(name)
     accepted: list[PhotoCheck] = []
     for photo in photos:
