@@ -1,0 +1,191 @@
+"""The door daemon end to end: replayed real photos, the real int8 model and store, gpiozero's mock pins,
+and a real mosquitto for the events."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from edge.cli import EXIT_ERROR, EXIT_OK, main
+from edge.config import load_config
+from edge.runner import run_door
+from tests.conftest import REPO, photo_paths
+from tests.mosquitto import Mosquitto, Recorder, wait_until
+
+ENROLLED = ("ben_afflek", "elton_john", "jerry_seinfeld", "madonna")  # mindy_kaling is the stranger
+PIN = 17
+
+
+@pytest.fixture(scope="module")
+def door_dir(tmp_path_factory, photos_dir) -> Path:
+    """visits/ (each val photo 3 frames in a row, people taking turns) and an enrolled store."""
+    root = tmp_path_factory.mktemp("door")
+    visits = root / "visits"
+    visits.mkdir()
+    val = photo_paths(photos_dir, "val")
+    people = sorted({p for p, _ in val})
+    by_person = {person: [p for who, p in val if who == person] for person in people}
+    order = [(person, by_person[person][rnd]) for rnd in range(5) for person in people]
+    for n, (person, path) in enumerate(order):
+        for frame in range(3):
+            (visits / f"{n:03d}_{frame}_{person}.jpg").symlink_to(path)
+    for person in ENROLLED:
+        photos = [str(p) for who, p in photo_paths(photos_dir, "train") if who == person]
+        assert main(["enroll", person, *photos, "--store", str(root / "people.sqlite")]) in (0, 3)
+    return root
+
+
+def write_config(path: Path, door_dir: Path, weights_dir: Path, *, camera: str | None = None, extra: str = "") -> Path:
+    camera = camera or f'type = "replay"\npath = "{door_dir / "visits"}"\nfps = 0'
+    path.write_text(f"""
+[device]
+id = "test-door"
+[models]
+encoder = "{weights_dir / 'facenet_int8.tflite'}"
+detector = "{weights_dir / 'face_detection_short_range.tflite'}"
+threads = 2
+[store]
+path = "{door_dir / 'people.sqlite'}"
+[recognition]
+min_face_px = 40
+window_seconds = 30
+cooldown_seconds = 0
+unknown_report_interval_seconds = 0
+[camera]
+{camera}
+[relay]
+pin = {PIN}
+pulse_seconds = 0.2
+pin_factory = "mock"
+{extra}
+""")
+    return path
+
+
+def run_collecting(config_path: Path, **kw) -> tuple[list, MockFactory, object]:
+    events: list = []
+    factory = MockFactory()
+    counters = run_door(load_config(config_path), pin_factory=factory, echo=None, extra_sink=events.append,
+                        handle_signals=False, **kw)
+    return events, factory, counters
+
+
+def on_periods(pin) -> int:
+    states = [s.state for s in pin.states]
+    return sum(1 for a, b in zip(states, states[1:], strict=False) if not a and b)
+
+
+def test_enrolled_people_get_in_and_the_stranger_does_not(door_dir, weights_dir, tmp_path):
+    events, factory, counters = run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "stopped"
+    let_in = {e.person for e in events if e.type == "recognized"}
+    assert let_in == set(ENROLLED)
+    assert "mindy_kaling" not in let_in
+    assert any(e.type == "unknown" for e in events)  # her visits are reported
+    assert kinds.count("recognized") == counters.unlocks >= 15  # 20 enrolled visits
+    pin = factory.pin(PIN)
+    # Frames replay faster than the 0.2 s pulse, so an unlock may extend a pulse still on: the pin's history
+    # and the door_unlocked / door_locked events must agree on how often the door really opened.
+    assert on_periods(pin) == kinds.count("door_unlocked") == kinds.count("door_locked") >= 1
+    assert pin.state is False
+    for e in events:
+        if e.type == "recognized":
+            assert e.distance is not None and e.timings_ms["encode"] > 0 and len(e.id) == 32
+
+
+def test_a_stop_during_a_pulse_leaves_the_relay_off(door_dir, weights_dir, tmp_path):
+    config = load_config(write_config(tmp_path / "door.toml", door_dir, weights_dir))
+    config.relay.pulse_seconds = 30.0  # a long pulse: only the stop can end it
+    stop = threading.Event()
+    factory = MockFactory()
+    events: list = []
+
+    def sink(event):
+        events.append(event)
+        if event.type == "door_unlocked":
+            stop.set()
+
+    run_door(config, stop=stop, pin_factory=factory, echo=None, extra_sink=sink, handle_signals=False)
+    assert "door_unlocked" in [e.type for e in events]
+    assert factory.pin(PIN).state is False
+    assert [e.type for e in events][-2:] == ["door_locked", "stopped"]
+
+
+def test_sigterm_during_a_pulse(door_dir, weights_dir, tmp_path):
+    """The real command in its own process: SIGTERM right after an unlock -> door_locked, stopped, exit 0."""
+    config = write_config(tmp_path / "door.toml", door_dir, weights_dir).read_text().replace(
+        "pulse_seconds = 0.2", "pulse_seconds = 30").replace("fps = 0", "fps = 5\nloop = true")
+    (tmp_path / "door.toml").write_text(config)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(tmp_path / "door.toml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "door_unlocked" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines += out.splitlines()
+    kinds = [line.split()[1] for line in lines if len(line.split()) > 1 and not line.startswith("stopped after")]
+    assert proc.returncode == 0, err
+    assert "door_locked" in kinds[kinds.index("door_unlocked"):]
+    assert kinds[-1] == "stopped"
+
+
+def test_corrupt_frames_are_reported_and_the_loop_goes_on(door_dir, weights_dir, tmp_path):
+    visits = tmp_path / "visits"
+    visits.mkdir()
+    frames = sorted((door_dir / "visits").iterdir())[:6]
+    for n, frame in enumerate(frames):
+        (visits / f"{n:02d}a.jpg").symlink_to(frame.resolve())
+    (visits / "02b.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    camera = f'type = "replay"\npath = "{visits}"\nfps = 0'
+    events, factory, counters = run_collecting(write_config(tmp_path / "d.toml", door_dir, weights_dir, camera=camera))
+    faults = [e for e in events if e.type == "camera_fault"]
+    assert len(faults) == 1 and "02b.jpg" in faults[0].detail["error"]
+    assert counters.frames == 6 and factory.pin(PIN).state is False
+
+
+def test_events_reach_a_real_broker_with_the_documented_payloads(door_dir, weights_dir, tmp_path):
+    with Mosquitto(tmp_path / "broker") as broker:
+        dashboard = Recorder(broker.port, ["facegate/#", "homeassistant/#"], client_id="dashboard")
+        try:
+            extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\noutbox_path = "{tmp_path / "outbox.db"}"'
+            events, _, _ = run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir, extra=extra))
+            assert wait_until(lambda: len(dashboard.payloads("facegate/test-door/events")) == len(events))
+            received = [json.loads(p) for p in dashboard.payloads("facegate/test-door/events")]
+            assert [r["id"] for r in received] == [e.id for e in events]
+            first = next(r for r in received if r["type"] == "recognized")
+            assert set(first) >= {"id", "time", "type", "device", "person", "distance", "timings_ms"}
+            assert first["device"] == "test-door" and first["person"] in ENROLLED
+            assert wait_until(lambda: dashboard.retained("facegate/test-door/availability")[-1:] == ["offline"]
+                              or dashboard.payloads("facegate/test-door/availability")[-1:] == ["offline"])
+            assert any(t.startswith("homeassistant/") for t in {m.topic for m in dashboard.messages})
+        finally:
+            dashboard.close()
+
+
+def test_a_bad_config_names_the_line_and_touches_no_relay(tmp_path, capsys, door_dir, weights_dir):
+    config = write_config(tmp_path / "door.toml", door_dir, weights_dir).read_text()
+    (tmp_path / "bad.toml").write_text(config.replace("pin = 17", "pin = 99\ncolour = 3"))
+    assert main(["check-config", str(tmp_path / "bad.toml")]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "bad.toml:" in err and "relay.pin" in err and "colour" in err
+    assert main(["run", "--config", str(tmp_path / "bad.toml")]) == EXIT_ERROR
+    assert main(["check-config", str(tmp_path / "door.toml")]) == EXIT_OK
+
+
+def test_max_frames_stops_the_loop(door_dir, weights_dir, tmp_path):
+    _, factory, counters = run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir), max_frames=5)
+    assert counters.frames == 5 and factory.pin(PIN).state is False
