@@ -29,3 +29,8 @@ class RuntimeMissingError(ModelError):
 
 class WeightsError(FacegateError):
     """Pretrained weights could not be fetched, verified or loaded."""
+
+
+class StoreError(FacegateError):
+    """The encoding store cannot be opened, read or changed: missing, corrupt, locked, from another model, or
+    bad input (a name, an encoding, an import file)."""
