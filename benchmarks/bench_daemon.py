@@ -9,6 +9,8 @@ celebrity val photos placed in 640x480 frames, and prints figures. Not a test: n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import resource
 import statistics
 import sys
@@ -54,7 +56,8 @@ def main() -> int:
         count = frames_640x480(weights / "photos" / "celebrity" / "val", tmp / "frames")
         for person in ("ben_afflek", "elton_john", "jerry_seinfeld", "madonna"):
             photos = [str(p) for p in sorted((weights / "photos" / "celebrity" / "train" / person).iterdir())]
-            facegate(["enroll", person, *photos, "--store", str(tmp / "people.sqlite"), "--json"])
+            with contextlib.redirect_stdout(io.StringIO()):
+                facegate(["enroll", person, *photos, "--store", str(tmp / "people.sqlite"), "--json"])
         (tmp / "door.toml").write_text(f"""
 [device]
 id = "bench"
