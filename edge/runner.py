@@ -42,7 +42,7 @@ def format_event(event: Event) -> str:
         parts.append(f"distance {event.distance:.3f}")
     if event.detail and event.type in ("alarm", "camera_fault", "unknown", "stopped"):
         parts.append(" ".join(f"{k}={v}" for k, v in event.detail.items()))
-    return "  ".join(parts)
+    return "  ".join(parts).rstrip()
 
 
 def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory=None, max_frames: int | None = None,
