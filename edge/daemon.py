@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,16 @@ class Counters:
         series = self.timings_ms.setdefault(stage, [])
         if len(series) < keep:
             series.append(ms)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the milliseconds the block took as ``timings[stage]`` (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = (time.perf_counter() - start) * 1000
 
 
 class DoorDaemon:
@@ -142,31 +153,25 @@ class DoorDaemon:
         """One frame: ``(H, W, 3)`` uint8 RGB taken at monotonic time ``now``."""
         self.counters.frames += 1
         timings: dict[str, float] = {}
-        start = time.perf_counter()
         try:
-            mark = time.perf_counter()
-            faces = self.model.detector.detect(image)
-            timings["detect"] = (time.perf_counter() - mark) * 1000
-            face = largest_face(faces)
-            if face is None:
-                self.decider.no_face(now)
-                return
-            self.counters.faces += 1
-            mark = time.perf_counter()
-            crop = self.model.crop(image, face)
-            timings["crop"] = (time.perf_counter() - mark) * 1000
-            mark = time.perf_counter()
-            encoding = self.model.encoder.encode(crop)[0]
-            timings["encode"] = (time.perf_counter() - mark) * 1000
-            mark = time.perf_counter()
-            dist, closest = nearest(encoding, *database_matrix(self.store))
-            timings["search"] = (time.perf_counter() - mark) * 1000
+            with _timed(timings, "total"):
+                with _timed(timings, "detect"):
+                    face = largest_face(self.model.detector.detect(image))
+                if face is None:
+                    self.decider.no_face(now)
+                    return
+                self.counters.faces += 1
+                with _timed(timings, "crop"):
+                    crop = self.model.crop(image, face)
+                with _timed(timings, "encode"):
+                    encoding = self.model.encoder.encode(crop)[0]
+                with _timed(timings, "search"):
+                    dist, closest = nearest(encoding, *database_matrix(self.store))
         except FacegateError as exc:
             self.counters.frame_errors += 1
             log.warning("frame %d skipped: %s", self.counters.frames, exc)
             return
         finally:
-            timings["total"] = (time.perf_counter() - start) * 1000
             for stage, ms in timings.items():
                 self.counters.add_timing(stage, ms)
         identity = closest if dist <= self.model.threshold else None
