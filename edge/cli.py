@@ -120,9 +120,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def command_modules() -> list:
-    from edge import cmd_bench, cmd_calibrate, cmd_daemon, cmd_people, cmd_recognise
+    from edge import cmd_bench, cmd_calibrate, cmd_daemon, cmd_people, cmd_recognise, cmd_relay
 
-    return [cmd_daemon, cmd_people, cmd_recognise, cmd_calibrate, cmd_bench]
+    return [cmd_daemon, cmd_relay, cmd_people, cmd_recognise, cmd_calibrate, cmd_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
