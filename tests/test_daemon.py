@@ -189,3 +189,56 @@ def test_a_bad_config_names_the_line_and_touches_no_relay(tmp_path, capsys, door
 def test_max_frames_stops_the_loop(door_dir, weights_dir, tmp_path):
     _, factory, counters = run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir), max_frames=5)
     assert counters.frames == 5 and factory.pin(PIN).state is False
+
+
+def test_door_forced_open_raises_an_alarm(door_dir, weights_dir, tmp_path):
+    """Only the stranger walks up; the door contact then reports the door open with the relay off."""
+    visits = tmp_path / "visits"
+    visits.mkdir()
+    for frame in sorted((door_dir / "visits").iterdir()):
+        if "mindy_kaling" in frame.name:
+            (visits / frame.name).symlink_to(frame.resolve())
+    camera = f'type = "replay"\npath = "{visits}"\nfps = 20'
+    extra = "[door]\ncontact_pin = 27\nheld_open_seconds = 60"
+    factory = MockFactory()
+    events: list = []
+
+    def sink(event):
+        events.append(event)
+        if event.type == "started":
+            factory.pin(27).drive_low()  # the door is closed (reed switch closed to ground)
+        elif event.type == "unknown" and [e.type for e in events].count("unknown") == 3:
+            factory.pin(27).drive_high()  # a few frames later, someone forces it
+
+    config = load_config(write_config(tmp_path / "d.toml", door_dir, weights_dir, camera=camera, extra=extra))
+    run_door(config, pin_factory=factory, echo=None, extra_sink=sink, handle_signals=False)
+    alarms = [e.detail["reason"] for e in events if e.type == "alarm"]
+    assert alarms == ["door_forced"]
+    assert "recognized" not in [e.type for e in events] and factory.pin(PIN).state is False
+
+
+def test_systemd_hears_ready_and_stopping(door_dir, weights_dir, tmp_path, monkeypatch):
+    import socket
+
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    try:
+        run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir), max_frames=20)
+        messages = []
+        server.settimeout(0.5)
+        try:
+            while True:
+                messages.append(server.recv(1024).decode())
+        except TimeoutError:
+            pass
+    finally:
+        server.close()
+    assert messages[0] == "WATCHDOG=1"  # the loop pings before the first frame
+    ready = [m for m in messages if m.startswith("READY=1")]
+    assert len(ready) == 1 and messages[-1] == "STOPPING=1"
+    assert messages.index(ready[0]) < len(messages) - 1
