@@ -76,12 +76,12 @@ def _relay_table(path: str | os.PathLike) -> RelaySection | None:
 
 def relay_off(args, env) -> int:
     from edge.relay import DoorRelay
-    from edge.runner import _pin_factory
+    from edge.runner import pin_factory_named
 
     relay = relay_section(args.config)
     # gpiozero drives the pin off as it opens it (initial_value=False), whatever state a dead process left it in.
     with DoorRelay(relay.pin, active_high=relay.active_high, pulse_seconds=relay.pulse_seconds,
-                   pin_factory=_pin_factory(relay.pin_factory)) as door_relay:
+                   pin_factory=pin_factory_named(relay.pin_factory)) as door_relay:
         door_relay.force_off()
     level = "low" if relay.active_high else "high"
     after = _service_result(os.environ)

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 5.0
 
 
-def _pin_factory(name: str):
+def pin_factory_named(name: str):
+    """The gpiozero pin factory a config's ``relay.pin_factory`` names: ``None`` is the board's own."""
     if name == "mock":
         from gpiozero.pins.mock import MockFactory
 
@@ -81,7 +82,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
     if extra_sink is not None:
         sinks.append(extra_sink)
     previous = _install_signal_handlers(stop) if handle_signals else {}
-    factory = pin_factory if pin_factory is not None else _pin_factory(config.relay.pin_factory)
+    factory = pin_factory if pin_factory is not None else pin_factory_named(config.relay.pin_factory)
     with ExitStack() as stack:
         relay = stack.enter_context(DoorRelay(config.relay.pin, active_high=config.relay.active_high,
                                               pulse_seconds=config.relay.pulse_seconds, pin_factory=factory,
