@@ -329,8 +329,8 @@ class EventPublisher:
     def _acknowledged(self, event_id: str | None) -> None:
         if event_id is None:
             return
-        self._outbox.ack(event_id)
-        with self._cond:
+        with self._cond:  # outbox and counters change together: flush() never sees one without the other
+            self._outbox.ack(event_id)
             self._handed.discard(event_id)
             self._counts["acknowledged"] += 1
             self._cond.notify_all()
