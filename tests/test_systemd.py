@@ -194,8 +194,17 @@ def test_systemd_analyze_security_exposure(tmp_path):
 # -- facegate relay-off ----------------------------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, weights_dir: Path, *, relay: str, encoder: str | None = None) -> Path:
+def write_config(tmp_path: Path, weights_dir: Path, *, relay: str, encoder: str | None = None,
+                 camera_path: Path | None = None, mqtt: bool = True) -> Path:
+    """A door config in ``tmp_path``: replay camera, the given ``[relay]`` text, and (with ``mqtt``) a broker
+    whose password comes from the systemd credential the unit loads."""
     encoder = encoder or str(weights_dir / "facenet_int8.tflite")
+    mqtt_section = textwrap.dedent("""\
+        [mqtt]
+        host = "broker.invalid"
+        username = "door"
+        password_credential = "mqtt_password"
+        """) if mqtt else ""
     config = tmp_path / "door.toml"
     config.write_text(textwrap.dedent(f"""\
         [device]
@@ -207,12 +216,8 @@ def write_config(tmp_path: Path, weights_dir: Path, *, relay: str, encoder: str 
         path = "{tmp_path / 'people.sqlite'}"
         [camera]
         type = "replay"
-        path = "{tmp_path}"
-        [mqtt]
-        host = "broker.invalid"
-        username = "door"
-        password_credential = "mqtt_password"
-        """) + relay, encoding="utf-8")
+        path = "{camera_path or tmp_path}"
+        """) + mqtt_section + relay, encoding="utf-8")
     return config
 
 
@@ -321,22 +326,8 @@ def test_the_wrapper_does_refuse_writable_executable_memory():
 @needs_mdwe
 def test_the_daemon_runs_with_writable_executable_memory_refused(tmp_path, weights_dir, photos_dir):
     """Both models (TFLite + XNNPACK), OpenCV and numpy on real photos, as under MemoryDenyWriteExecute=yes."""
-    config = tmp_path / "door.toml"
-    config.write_text(textwrap.dedent(f"""\
-        [device]
-        id = "mdwe-test"
-        [models]
-        encoder = "{weights_dir / 'facenet_int8.tflite'}"
-        detector = "{weights_dir / 'face_detection_short_range.tflite'}"
-        [store]
-        path = "{tmp_path / 'people.sqlite'}"
-        [camera]
-        type = "replay"
-        path = "{photos_dir / 'val' / 'madonna'}"
-        [relay]
-        pin = {RELAY_PIN}
-        pin_factory = "mock"
-        """), encoding="utf-8")
+    config = write_config(tmp_path, weights_dir, relay=f'[relay]\npin = {RELAY_PIN}\npin_factory = "mock"\n',
+                          camera_path=photos_dir / "val" / "madonna", mqtt=False)
     done = subprocess.run([sys.executable, "-c", MDWE_WRAPPER, sys.executable, "-m", "edge.cli", "run",
                            "--config", str(config), "--max-frames", "4"],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
