@@ -26,12 +26,12 @@ import numpy as np
 from convert.fetch import Manifest
 from convert.measure import agreement, latency_table, probe_runtimes, quality
 from convert.tflite import VARIANTS, convert, export_saved_model
+from edge.core.modelcard import CARD_FORMAT, ModelCard, card_path
+from edge.core.preprocess import l2_normalize, prewhiten
 from edge.errors import FacegateError, ModelError, WeightsError
+from edge.eval.photos import PhotoFaces, analyse_photos, labelled_photos
+from edge.eval.progress import Progress
 from edge.files import sha256_file, write_bytes_atomic
-from edge.modelcard import CARD_FORMAT, ModelCard, card_path, write_card
-from edge.photoset import FaceCrops, crop_photos, labelled_photos
-from edge.preprocess import l2_normalize, prewhiten
-from edge.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 MIN_COSINE = 0.98
 #: Sources whose change invalidates a cached build.
 _BUILD_INPUTS = ("convert/facenet.py", "convert/tflite.py", "convert/build.py", "convert/measure.py",
-                 "edge/preprocess.py", "edge/detect.py", "edge/crop.py", "edge/images.py", "edge/photoset.py")
+                 "edge/core/preprocess.py", "edge/core/detect.py", "edge/core/crop.py", "edge/core/images.py",
+                 "edge/core/pipeline.py", "edge/eval/photos.py")
 
 
 class BuildError(FacegateError):
@@ -97,14 +98,16 @@ def _verify_h5(opts: BuildOptions, manifest: Manifest) -> str:
     return actual
 
 
-def _crops(opts: BuildOptions, split: str) -> FaceCrops:
-    from edge.detect import FaceDetector
+def _crops(opts: BuildOptions, split: str) -> PhotoFaces:
+    from edge.core.detect import FaceDetector
+    from edge.core.pipeline import FacePipeline
 
     name = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}[opts.detector]
     detector = FaceDetector(opts.weights / name)
     photos = labelled_photos(opts.photo_root / split)
     with Progress(len(photos), f"cropping faces ({split})") as bar:
-        crops = crop_photos(photos, detector, margin=opts.margin, align=opts.align, progress=bar)
+        pipeline = FacePipeline(detector, margin=opts.margin, align=opts.align)
+        crops = analyse_photos(photos, pipeline, encode=False, progress=bar)
     if crops.skipped and not opts.allow_faceless:
         path, reason = crops.skipped[0]
         more = f" (and {len(crops.skipped) - 1} more)" if len(crops.skipped) > 1 else ""
@@ -225,11 +228,11 @@ def build(opts: BuildOptions) -> dict:
 
 
 def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: str, x_train: np.ndarray,
-                   train: FaceCrops, val: FaceCrops, keras_val: np.ndarray) -> dict:
+                   train: PhotoFaces, val: PhotoFaces, keras_val: np.ndarray) -> dict:
     """Convert, check, measure and write one variant; returns its report entry."""
     import tensorflow as tf
 
-    from edge.encoder import FaceEncoder
+    from edge.core.encoder import FaceEncoder
 
     log.info("converting %s", variant)
     t0 = time.monotonic()
@@ -272,7 +275,7 @@ def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: 
                      "calibrate on your own staff's photos ('facegate calibrate')"),
         }
         os.replace(candidate, target)  # same folder tree: an atomic rename
-    write_card(target, card)
+    write_bytes_atomic(card_path(target), (json.dumps(card, indent=2) + "\n").encode())
     entry = {
         "name": variant, "path": str(target), "size_bytes": target.stat().st_size, "sha256": card["sha256"],
         **agree,
@@ -304,7 +307,7 @@ def _encode(encoder, crops: np.ndarray, bar: Progress) -> np.ndarray:
 
 
 def _card(variant: str, model_file: Path, h5_sha: str, opts: BuildOptions, tf_version: str, calibrated: int) -> dict:
-    from edge.runtime import TFLiteModel
+    from edge.core.runtime import TFLiteModel
 
     model = TFLiteModel(model_file, num_threads=1)
     inp, out = model.input, model.outputs[0]

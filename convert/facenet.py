@@ -221,6 +221,8 @@ def read_h5_weights(h5_path: str | Path) -> dict[str, dict[str, np.ndarray]]:
                     weights[layer] = {_short_name(n): np.asarray(group[layer][n]) for n in names}
                     if len(weights[layer]) != len(names):
                         raise WeightsError(f"{h5_path}: layer {layer} repeats a weight name: {names}")
+        except WeightsError:  # an OSError too: not to be re-worded below
+            raise
         except (KeyError, OSError) as err:
             raise WeightsError(f"{h5_path} is not a readable Keras weights file: {err}") from err
     return weights

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from edge.errors import WeightsError
+from edge.errors import FacegateError, WeightsError
 from edge.files import atomic_output, sha256_file, tree_sha256
 
 log = logging.getLogger(__name__)
@@ -122,13 +122,15 @@ def _open_member(archive: Path, member: str) -> Iterator[IO[bytes]]:
                 yield fh
         else:
             with tarfile.open(archive) as tf:
-                fh = tf.extractfile(member)
-                if fh is None:
+                member_file = tf.extractfile(member)
+                if member_file is None:
                     raise KeyError(member)
-                with fh:
-                    yield fh
+                with member_file:
+                    yield member_file
     except KeyError as exc:
         raise WeightsError(f"{archive.name} has no member {member}") from exc
+    except FacegateError:  # raised by the caller's block (our errors are OSErrors too): not an archive problem
+        raise
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise WeightsError(f"{archive} is not a readable archive: {exc}") from exc
 
@@ -144,12 +146,14 @@ def _archive_members(archive: Path, prefix: str) -> Iterator[tuple[str, IO[bytes
                             yield info.filename[len(prefix):], fh
         else:
             with tarfile.open(archive) as tf:
-                for info in tf:
-                    if info.name.startswith(prefix) and info.isfile():
-                        fh = tf.extractfile(info)
-                        if fh is not None:
-                            with fh:
-                                yield info.name[len(prefix):], fh
+                for entry in tf:
+                    if entry.name.startswith(prefix) and entry.isfile():
+                        member_file = tf.extractfile(entry)
+                        if member_file is not None:
+                            with member_file:
+                                yield entry.name[len(prefix):], member_file
+    except FacegateError:  # raised by the caller while reading a member: not an archive problem
+        raise
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise WeightsError(f"{archive} is not a readable archive: {exc}") from exc
 

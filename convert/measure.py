@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.metrics import (
+from edge.core.timing import percentiles, timings
+from edge.eval.metrics import (
     cosine_agreement,
     equal_error_rate,
     identify_nearest,
@@ -19,7 +21,6 @@ from edge.metrics import (
     pair_distances,
     threshold_for_far,
 )
-from edge.timing import percentiles, timings
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def quality(train: np.ndarray, train_labels: list[str], val: np.ndarray, val_lab
             *, target_far: float) -> Quality:
     """Identify ``val`` against ``train``, the pair EER, and the open-set threshold for ``target_far``.
 
-    The threshold is chosen on leave-one-out 1:N distances (:func:`edge.metrics.open_set_distances`), as a
+    The threshold is chosen on leave-one-out 1:N distances (:func:`edge.eval.metrics.open_set_distances`), as a
     stranger meets the door: compared with every enrolled encoding at once.
     """
     predicted, _ = identify_nearest(val, train, train_labels)
@@ -82,7 +83,7 @@ def latency_table(h5: Path | None, models: dict[str, Path], threads: int, *, rou
     TensorFlow fixes its thread pools when it starts, so each thread count needs its own process. Inside
     it the models take turns (``rounds`` rounds of ``runs`` calls each), so a busy moment on a shared
     machine hits all of them alike and their ratios stay fair. Keras is timed with ``predict_on_batch``,
-    TFLite with :class:`edge.runtime.TFLiteModel` (quantising the input and dequantising the output
+    TFLite with :class:`edge.core.runtime.TFLiteModel` (quantising the input and dequantising the output
     included). Returns ``{name: {"p50": ms, "p95": ms}}``, with ``"keras"`` if ``h5`` is given.
     """
     root = Path(__file__).resolve().parent.parent
@@ -109,7 +110,7 @@ def _latency_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
     args = parser.parse_args(argv)
 
-    from edge.runtime import TFLiteModel
+    from edge.core.runtime import TFLiteModel
 
     x = np.random.default_rng(0).standard_normal((1, 160, 160, 3)).astype(np.float32)
     calls: dict[str, Callable[[], object]] = {}
@@ -125,7 +126,7 @@ def _latency_main(argv: list[str] | None = None) -> int:
     for item in args.model:
         name, path = item.split("=", 1)
         model = TFLiteModel(path, num_threads=args.threads)
-        calls[name] = lambda m=model: m(x)
+        calls[name] = functools.partial(model, x)
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():  # warm-up: first calls trace graphs and pack weights
         for _ in range(3):
@@ -155,7 +156,7 @@ def probe_runtimes(models: list[Path], *, pythons: list[str]) -> dict[str, dict]
     root = Path(__file__).resolve().parent.parent
     found: dict[str, dict] = {}
     for python in [sys.executable, *pythons]:
-        proc = subprocess.run([python, "-m", "edge.runtime", *map(str, models)], capture_output=True, text=True,
+        proc = subprocess.run([python, "-m", "edge.core.runtime", *map(str, models)], capture_output=True, text=True,
                               cwd=root, env=_env_with_path(root), check=False, timeout=600)
         if proc.returncode != 0:
             found[f"({python})"] = {"version": "?", "models": {}, "error": proc.stderr.strip()[-300:]}

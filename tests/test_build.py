@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from convert.cli import main
-from edge.encoder import FaceEncoder
+from edge.core.encoder import FaceEncoder
+from edge.core.modelcard import ModelCard, card_path
+from edge.core.runtime import TFLiteModel
 from edge.errors import ModelError
-from edge.metrics import cosine_agreement
-from edge.modelcard import ModelCard, card_path
-from edge.runtime import TFLiteModel
+from edge.eval.metrics import cosine_agreement
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
@@ -70,11 +70,12 @@ def test_report_meets_the_quality_bars(report: dict):
 
 def test_int8_on_the_device_path_agrees_with_float32(weights_dir: Path, photos_dir: Path):
     """Encode the same real face crops with both models through FaceEncoder: the door's own code path."""
-    from edge.detect import FaceDetector
-    from edge.photoset import crop_photos, labelled_photos
+    from edge.core.detect import FaceDetector
+    from edge.core.pipeline import FacePipeline
+    from edge.eval.photos import analyse_photos, labelled_photos
 
     detector = FaceDetector(weights_dir / "face_detection_short_range.tflite")
-    crops = crop_photos(labelled_photos(photos_dir / "val"), detector)
+    crops = analyse_photos(labelled_photos(photos_dir / "val"), FacePipeline(detector), encode=False)
     f32 = FaceEncoder(weights_dir / "facenet_float32.tflite").encode(crops.crops)
     i8 = FaceEncoder(weights_dir / "facenet_int8.tflite").encode(crops.crops)
     assert f32.shape == i8.shape == (len(crops.labels), 128)
@@ -173,9 +174,10 @@ def test_a_converted_model_that_disagrees_with_keras_is_not_written(
     reference is the real float32 model's encodings (equal to Keras's to 1e-6).
     """
     import convert.build as build_mod
-    from edge.detect import FaceDetector
-    from edge.photoset import crop_photos, labelled_photos
-    from edge.preprocess import prewhiten
+    from edge.core.detect import FaceDetector
+    from edge.core.pipeline import FacePipeline
+    from edge.core.preprocess import prewhiten
+    from edge.eval.photos import analyse_photos, labelled_photos
 
     data = bytearray((weights_dir / "facenet_float32.tflite").read_bytes())
     middle = len(data) // 2 // 4 * 4
@@ -186,7 +188,7 @@ def test_a_converted_model_that_disagrees_with_keras_is_not_written(
     monkeypatch.setattr(build_mod, "convert", lambda *a, **k: bytes(data))
 
     detector = FaceDetector(weights_dir / "face_detection_short_range.tflite")
-    val = crop_photos(labelled_photos(photos_dir / "val"), detector)
+    val = analyse_photos(labelled_photos(photos_dir / "val"), FacePipeline(detector), encode=False)
     reference = FaceEncoder(weights_dir / "facenet_float32.tflite").encode(val.crops)
     opts = build_mod.BuildOptions(weights=weights_dir, out=tmp_path, threads=(1,), keras_latency=False)
     with pytest.raises(build_mod.BuildError, match="disagrees with Keras|cannot run"):

@@ -6,17 +6,21 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge import plots
-from edge.cli import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, main
-from edge.cmd_calibrate import error_curve, pixel_features
-from edge.metrics import rates_at
-from edge.modelcard import ModelCard
+from edge.cli import main
+from edge.core.modelcard import ModelCard
+from edge.errors import ExitCode, OptionalDependencyError
+from edge.eval import plots
+from edge.eval.calibration import COURSE_THRESHOLD, calibration
+from edge.eval.evaluation import pixel_features
+from edge.eval.metrics import error_curve, rates_at
 from tests.conftest import photo_paths
 
 
@@ -38,7 +42,7 @@ def models(int8_model, blazeface_short) -> list:
 def calibrated(tmp_path_factory, photos_dir, models):
     plot_dir = tmp_path_factory.mktemp("plots") / "calibration"
     code, records, _, err = run_cli("calibrate", photos_dir / "train", "--plots", plot_dir, "--json", *models)
-    assert code == EXIT_OK, err
+    assert code == ExitCode.OK, err
     assert len(records) == 1
     return records[0], plot_dir
 
@@ -92,41 +96,146 @@ def test_calibrate_lists_the_photos_without_a_face(calibrated):
     assert r["skipped"] and all(s["reason"] == "no face found" for s in r["skipped"])
 
 
-def test_calibrate_writes_real_plots(calibrated):
+def test_calibrate_writes_both_charts_as_pngs_of_their_size(calibrated):
     r, plot_dir = calibrated
-    assert set(r["plots"]) == {"roc", "distances"}
-    for name in ("roc", "distances"):
+    assert r["plots"] == {"roc": str(plot_dir / "roc.png"), "distances": str(plot_dir / "distances.png")}
+    for name, (width, height) in (("roc", plots.ROC_SIZE), ("distances", plots.DISTANCES_SIZE)):
         path = Path(r["plots"][name])
-        assert path.parent == plot_dir and path.suffix == ".png"
-        image = cv2.imread(str(path))  # BGR
-        assert image is not None and image.shape[0] >= 400 and image.shape[1] >= 600
-        not_white = np.any(image < 250, axis=2).mean()
-        assert 0.01 < not_white < 0.6
-        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 20
-    assert not list(plot_dir.glob(".*.tmp"))  # atomic writes left nothing behind
-    roc = cv2.imread(r["plots"]["roc"])
-    hist = cv2.imread(r["plots"]["distances"])
-    # The open-set curve (orange) is on the ROC; the stranger histogram (orange) and the genuine pair
-    # histogram (blue) are in the distance plot: counted by exact colour, far more than the legend swatch.
-    assert _pixels_of(roc, plots.ORANGE) > 400
-    assert _pixels_of(hist, plots.ORANGE) > 400 and _pixels_of(hist, plots.BLUE) > 400
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # decodes the whole file: not truncated
+        assert image is not None and image.shape[:2] == (height, width)
+        assert image.std() > 10  # not a blank canvas
+    assert sorted(p.name for p in plot_dir.iterdir()) == ["distances.png", "roc.png"]  # no temporary files left
 
 
-def _pixels_of(bgr: np.ndarray, rgb: tuple[int, int, int]) -> int:
-    return int(np.all(bgr == np.array(rgb[::-1], np.uint8), axis=2).sum())
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[dict, dict[str, np.ndarray]]:
+    """``calibration()`` of made-up encodings: 6 people x 8 photos, clusters that overlap a little."""
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((6, 16))
+    encodings = np.repeat(centres, 8, axis=0) + 0.45 * rng.standard_normal((48, 16))
+    encodings /= np.linalg.norm(encodings, axis=1, keepdims=True)
+    labels = [f"person{k}" for k in range(6) for _ in range(8)]
+    return calibration(encodings.astype(np.float32), labels, target_far=0.05)
+
+
+def _by_gid(artists) -> dict:
+    return {a.get_gid(): a for a in artists if a.get_gid()}
+
+
+def _point(line) -> tuple[float, float]:
+    (x,), (y,) = line.get_xdata(), line.get_ydata()
+    return float(x), float(y)
+
+
+def test_roc_figure_draws_the_error_curves_and_the_operating_points(synthetic):
+    report, distances = synthetic
+    figure = plots.roc_figure(distances, report)
+    (ax,) = figure.axes
+    lines = _by_gid(ax.get_lines())
+    assert set(lines) == {"pairs", "open_set", "recommended", "course", "pair_eer"}
+    floor = plots.far_floor(distances["impostor"])
+    assert floor < 1 / len(distances["impostor"])  # no rate but 0 can land on the floor
+    for gid, genuine, impostor in (("pairs", "genuine", "impostor"),
+                                   ("open_set", "open_set_genuine", "open_set_stranger")):
+        _, far, frr = error_curve(distances[genuine], distances[impostor])
+        np.testing.assert_array_equal(lines[gid].get_xdata(), np.maximum(far, floor))
+        np.testing.assert_array_equal(lines[gid].get_ydata(), 1.0 - frr)
+    rec = report["recommended"]
+    assert _point(lines["recommended"]) == pytest.approx(
+        (max(rec["stranger_acceptance"], floor), 1.0 - rec["genuine_rejection"]))
+    course = rates_at(distances["open_set_genuine"], distances["open_set_stranger"], COURSE_THRESHOLD)
+    assert _point(lines["course"]) == pytest.approx((max(course.far, floor), 1.0 - course.frr))
+    eer = report["pair_eer"]["rate"]
+    assert _point(lines["pair_eer"]) == pytest.approx((max(eer, floor), 1.0 - eer))
+    # A log axis from the floor, whose leftmost tick says 0; every line is in the legend.
+    assert ax.get_xscale() == "log" and ax.get_xlim() == pytest.approx((floor, 1.0))
+    formatter = ax.xaxis.get_major_formatter()
+    assert (formatter(floor, 0), formatter(0.01, 1), formatter(1.0, 2)) == ("0", "1%", "100%")
+    (legend,) = figure.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert len(texts) == 5 and any(t.startswith(f"recommended {rec['threshold']:.3f}") for t in texts)
+
+
+def test_distances_figure_holds_the_counts_of_each_distribution(synthetic):
+    report, distances = synthetic
+    figure = plots.distances_figure(distances, report, bins=30)
+    top, bottom = figure.axes
+    widths = set()
+    for ax, keys in ((top, ("genuine", "impostor")), (bottom, ("open_set_genuine", "open_set_stranger"))):
+        patches = _by_gid(ax.patches)
+        assert set(patches) == {*keys, *(f"{k}_fill" for k in keys)}
+        for key in keys:
+            values, edges, _ = patches[key].get_data()
+            counts, _ = np.histogram(distances[key], bins=edges)
+            np.testing.assert_allclose(values * len(distances[key]), counts)  # the fraction per bin
+            assert counts.sum() == len(distances[key])  # every distance falls in a bin drawn
+            assert counts[0] > 0 and counts[-1] > 0  # empty end bins left out
+            np.testing.assert_array_equal(patches[f"{key}_fill"].get_data()[0], values)
+            widths.update(np.round(np.diff(edges), 9))
+        lines = {gid: line.get_xdata()[0] for gid, line in _by_gid(ax.get_lines()).items()}
+        assert lines == {"recommended": report["recommended"]["threshold"], "course": COURSE_THRESHOLD}
+        assert ax.get_legend() is not None and len(ax.get_legend().get_texts()) == 4
+    assert len(widths) == 1  # one set of equal bins for all four
+    low, high = bottom.get_xlim()
+    everything = np.concatenate(list(distances.values()))
+    assert low <= min(everything.min(), COURSE_THRESHOLD) and high >= everything.max()
+    assert high - low == pytest.approx(30 * widths.pop())
+
+
+def test_plots_do_not_import_matplotlib_until_drawn_nor_use_pyplot():
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from edge.eval import plots\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'matplotlib'], 'imported at import time'\n"
+        "d = {k: np.array([0.5, 0.9, 1.2]) for k in ('genuine', 'impostor', 'open_set_genuine', "
+        "'open_set_stranger')}\n"
+        "r = {'recommended': {'threshold': 0.8}, 'pair_eer': {'rate': 0.3, 'threshold': 0.9}}\n"
+        "plots.roc_figure(d, r), plots.distances_figure(d, r)\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """matplotlib (and any part of it already imported) made unimportable, as on a machine without it."""
+    for name in {"matplotlib", *(m for m in sys.modules if m.startswith("matplotlib."))}:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_missing_matplotlib_says_how_to_install_it(no_matplotlib, synthetic, tmp_path):
+    report, distances = synthetic
+    with pytest.raises(OptionalDependencyError) as exc:
+        plots.calibration_plots(tmp_path / "charts", distances, report)
+    message = str(exc.value)
+    assert message == "the plots need matplotlib: pip install 'facegate[plots]' (or pip install matplotlib)"
+    assert isinstance(exc.value, ImportError) and isinstance(exc.value.__cause__, ImportError)
+    assert not (tmp_path / "charts").exists()  # nothing written
+
+
+def test_calibrate_without_matplotlib_is_a_one_line_error(no_matplotlib, tmp_path, photos_dir, models):
+    copy_people(photos_dir, tmp_path / "photos", {"madonna": 3, "elton_john": 3})
+    code, records, out, err = run_cli("calibrate", tmp_path / "photos", "--plots", tmp_path / "charts", "--json",
+                                      *models)
+    assert code == ExitCode.ERROR == 1 and records == [] and out == ""
+    assert err.splitlines() == [f"facegate: error: {plots.INSTALL_HINT}"]
 
 
 def test_calibrate_one_person_is_an_error(tmp_path, photos_dir, models):
     copy_people(photos_dir, tmp_path, {"madonna": 4})
     code, records, _, err = run_cli("calibrate", tmp_path, "--json", *models)
-    assert code == EXIT_ERROR and records == []
+    assert code == ExitCode.ERROR and records == []
     assert "at least 2 people" in err and "madonna" in err
 
 
 def test_calibrate_without_genuine_pairs_is_an_error(tmp_path, photos_dir, models):
     copy_people(photos_dir, tmp_path, {"madonna": 1, "elton_john": 1})
     code, _, _, err = run_cli("calibrate", tmp_path, *models)
-    assert code == EXIT_ERROR and "2 usable photos" in err
+    assert code == ExitCode.ERROR and "2 usable photos" in err
 
 
 def test_calibrate_skips_corrupt_and_faceless_photos(tmp_path, photos_dir, models):
@@ -135,14 +244,14 @@ def test_calibrate_skips_corrupt_and_faceless_photos(tmp_path, photos_dir, model
     (tmp_path / "madonna" / "broken.jpg").write_bytes(real[: len(real) // 3])
     cv2.imwrite(str(tmp_path / "elton_john" / "wall.jpg"), np.full((300, 300, 3), 128, np.uint8))
     code, records, _, _ = run_cli("calibrate", tmp_path, "--json", *models)
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     skipped = {Path(s["photo"]).name: s["reason"] for s in records[0]["skipped"]}
     assert skipped["wall.jpg"] == "no face found"
     assert "truncated" in skipped["broken.jpg"]
     assert records[0]["photos"] == 8 and records[0]["people"] == 2
 
     code, _, text, _ = run_cli("calibrate", tmp_path, *models)  # the same for a person reading it
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "skipped" in text and "wall.jpg: no face found" in text and "recommended threshold:" in text
 
 
@@ -150,17 +259,6 @@ def test_target_far_must_be_a_fraction(tmp_path, models):
     with pytest.raises(SystemExit) as exc:
         run_cli("calibrate", tmp_path, "--target-far", "5", *models)
     assert exc.value.code == 2
-
-
-def test_error_curve_matches_rates_at():
-    genuine = np.array([0.3, 0.5, 0.5, 0.9])
-    impostor = np.array([0.6, 1.0, 1.2])
-    thresholds, far, frr = error_curve(genuine, impostor)
-    assert thresholds[0] == 0.0 and far[0] == 0.0 and frr[0] == 1.0
-    assert far[-1] == 1.0 and frr[-1] == 0.0
-    for t, a, r in zip(thresholds, far, frr, strict=True):
-        expected = rates_at(genuine, impostor, t)
-        assert (a, r) == pytest.approx((expected.far, expected.frr))
 
 
 def test_pixel_features_are_small_greyscale_images():
@@ -190,7 +288,7 @@ def test_evaluate_identifies_every_val_photo(evaluated):
     misses = [m for p in run["per_person"].values() for m in p["misses"]]
     assert misses == []
     assert (run["identified"], run["total"], run["top1"]) == (25, 25, 25)
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert {p: (v["identified"], v["total"]) for p, v in run["per_person"].items()} == {
         p: (5, 5) for p in ("ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling")}
 
@@ -224,7 +322,7 @@ def test_evaluate_open_set_lets_no_stranger_in(evaluated):
 def test_evaluate_explains_every_miss(photos_dir, models):
     code, records, _, _ = run_cli("evaluate", photos_dir, "--threshold", "0.5", "--no-compare-align", "--json",
                                   *models)
-    assert code == EXIT_REFUSED
+    assert code == ExitCode.REFUSED
     run = records[0]["runs"]["aligned"]
     assert list(records[0]["runs"]) == ["aligned"]
     misses = [m for p in run["per_person"].values() for m in p["misses"]]
@@ -233,5 +331,5 @@ def test_evaluate_explains_every_miss(photos_dir, models):
         assert m["threshold"] == 0.5 and m["closest"] and m["why"]
         assert m["distance"] > 0.5 or m["got"] != Path(m["photo"]).parent.name
     code, _, text, _ = run_cli("evaluate", photos_dir, "--threshold", "0.5", "--no-compare-align", *models)
-    assert code == EXIT_REFUSED
+    assert code == ExitCode.REFUSED
     assert "misses (aligned):" in text and "threshold 0.500" in text and "not in the database" in text

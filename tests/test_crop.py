@@ -11,8 +11,8 @@ import pytest
 from conftest import photo_paths
 from test_detect import closest, read_rgb
 
-from edge.crop import crop_face, crop_matrix, eye_angle, largest_face
-from edge.detect import LEFT_EYE, RIGHT_EYE, Face, FaceDetector
+from edge.core.crop import crop_face, crop_matrix, eye_angle, largest_face
+from edge.core.detect import LEFT_EYE, RIGHT_EYE, Face, FaceDetector
 from edge.errors import ImageError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.decision import DoorDecider, Sighting
+from edge.core.decision import DoorDecider, Sighting
 
 
 def see(decider, t, who, dist=0.6, px=150.0):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import photo_paths
 
-from edge.detect import (
+from edge.core.detect import (
     KEYPOINTS,
     LEFT_EAR,
     LEFT_EYE,

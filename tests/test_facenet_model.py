@@ -19,8 +19,8 @@ import pytest
 from conftest import photo_paths
 
 from convert.facenet import ScaleSum, assign_weights, h5_model_config, load_facenet, read_h5_weights
+from edge.core.preprocess import l2_normalize, prewhiten
 from edge.errors import WeightsError
-from edge.preprocess import l2_normalize, prewhiten
 
 CROP_FRACTION = 0.6
 """Side of the centre crop, as a fraction of the photo's shorter side (the photos are uncropped)."""

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.core.images import load_image
 from edge.errors import ImageError
-from edge.images import load_image
 from tests.conftest import photo_paths
 
 

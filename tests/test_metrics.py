@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.metrics import (
+from edge.eval.metrics import (
     equal_error_rate,
+    error_curve,
     identify_nearest,
     open_set_distances,
     pair_distances,
@@ -71,3 +72,20 @@ def test_identify_nearest():
     labels, dist = identify_nearest(np.array([[1.0, 0.0], [9.0, 1.0]]), gallery, ["near", "far"])
     assert labels == ["near", "far"]
     np.testing.assert_allclose(dist, [1.0, np.sqrt(2)])
+
+
+def test_error_curve_matches_rates_at():
+    genuine = np.array([0.3, 0.5, 0.5, 0.9])
+    impostor = np.array([0.6, 1.0, 1.2])
+    thresholds, far, frr = error_curve(genuine, impostor)
+    assert thresholds[0] == 0.0 and far[0] == 0.0 and frr[0] == 1.0
+    assert far[-1] == 1.0 and frr[-1] == 0.0
+    assert np.all(np.diff(thresholds) > 0) and np.all(np.diff(far) >= 0) and np.all(np.diff(frr) <= 0)
+    for t, a, r in zip(thresholds, far, frr, strict=True):
+        expected = rates_at(genuine, impostor, t)
+        assert (a, r) == pytest.approx((expected.far, expected.frr))
+
+
+def test_error_curve_of_no_distances_is_the_accept_nothing_point():
+    thresholds, far, frr = error_curve(np.array([]), np.array([]))
+    assert (list(thresholds), list(far), list(frr)) == ([0.0], [0.0], [1.0])

@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import ImageError, NoFaceError
-from edge.recognition import (
+from edge.core.recognition import (
     START_DISTANCE,
     UnknownPersonError,
     database_matrix,
@@ -16,6 +15,7 @@ from edge.recognition import (
     verify,
     who_is_it,
 )
+from edge.errors import ImageError, NoFaceError
 from tests.conftest import photo_paths
 
 

@@ -1,9 +1,9 @@
 """Model cards: the JSON file beside each ``.tflite`` that says what the model is and how to feed it.
 
-The card is written by ``facegate-convert build`` and read on the device. It carries the model's sha256
-(a model that does not match its card is refused), its input and output tensors with their quantisation,
-the preprocessing it was built and checked with, and the distance threshold measured for it. The
-embedding size comes from here, never from a constant.
+The card is written by ``facegate-convert build`` (:mod:`convert.build`) and only read here, on the device. It
+carries the model's sha256 (a model that does not match its card is refused), its input and output tensors with
+their quantisation, the preprocessing it was built and checked with, and the distance threshold measured for
+it. The embedding size comes from here, never from a constant.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ModelError
-from edge.files import sha256_file, write_bytes_atomic
+from edge.files import sha256_file
 
 CARD_FORMAT = 1
 
@@ -23,13 +23,6 @@ def card_path(model_path: str | Path) -> Path:
     """Where the card of ``model_path`` lives: ``facenet_int8.tflite`` -> ``facenet_int8.card.json``."""
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + ".card.json")
-
-
-def write_card(model_path: str | Path, card: dict[str, Any]) -> Path:
-    """Write ``card`` beside ``model_path`` atomically; returns the card's path."""
-    path = card_path(model_path)
-    write_bytes_atomic(path, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
-    return path
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,21 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> ErrorRates:
     return ErrorRates(eer.threshold, (eer.far + eer.frr) / 2, (eer.far + eer.frr) / 2)
 
 
+def error_curve(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every operating point of ``accept if distance < t``: ``(thresholds, far, frr)``, thresholds increasing.
+
+    ``far`` is the share of ``impostor`` distances accepted, ``frr`` the share of ``genuine`` refused
+    (fractions 0..1); the thresholds run from 0 (accept nothing) to just above the largest distance.
+    """
+    genuine = np.sort(np.asarray(genuine, np.float64))
+    impostor = np.sort(np.asarray(impostor, np.float64))
+    values = np.unique(np.concatenate([genuine, impostor]))
+    t = np.concatenate([[0.0], values, [np.nextafter(values[-1], np.inf)]]) if len(values) else np.array([0.0])
+    far = np.searchsorted(impostor, t, side="left") / max(len(impostor), 1)
+    frr = 1.0 - np.searchsorted(genuine, t, side="left") / max(len(genuine), 1)
+    return t, far, frr
+
+
 def threshold_for_far(genuine: np.ndarray, impostor: np.ndarray, target_far: float) -> ErrorRates:
     """A threshold whose false-accept rate is at most ``target_far`` (0..1), as large as that allows.
 

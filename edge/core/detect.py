@@ -13,7 +13,7 @@ back to the pixels of the original image.
 Coordinates: ``(x, y)`` with x to the right and y down, in pixels of the original image, continuous
 convention: the image covers ``[0, width] x [0, height]`` and pixel ``(i, j)`` (column, row) has its centre
 at ``(i + 0.5, j + 0.5)``. Boxes are not clipped: a face cut by the image border has a box that reaches
-past it (:func:`edge.crop.crop_face` pads such regions).
+past it (:func:`edge.core.crop.crop_face` pads such regions).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.core.runtime import TFLiteModel
 from edge.errors import ImageError, ModelError
-from edge.runtime import TFLiteModel
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class FaceDetector:
         min_score: faces scoring below this (0..1) are dropped.
         iou_threshold: detections overlapping the best one by more than this IoU are merged into it.
         num_threads: CPU threads for the interpreter (``None``: the runtime's default).
-        runtime: force a TFLite runtime by name (see :data:`edge.runtime.RUNTIMES`).
+        runtime: force a TFLite runtime by name (see :data:`edge.core.runtime.RUNTIMES`).
 
     Attributes:
         input_size: the model's square input side in pixels (128 or 192).

@@ -10,7 +10,7 @@ outside the image are filled with black (zeros). Bilinear sampling does not aver
 than about twice ``size`` aliases a little (in 640x480 camera frames faces are rarely that large).
 
 Coordinates are ``(x, y)`` pixels, x right, y down, continuous convention (an image covers
-``[0, width] x [0, height]``), as in :mod:`edge.detect`.
+``[0, width] x [0, height]``), as in :mod:`edge.core.detect`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from edge.detect import LEFT_EYE, RIGHT_EYE, Face, check_image
+from edge.core.detect import LEFT_EYE, RIGHT_EYE, Face, check_image
 
 
 def eye_angle(face: Face) -> float:
@@ -69,7 +69,7 @@ def crop_face(
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB image the face was detected in.
-        face: a :class:`~edge.detect.Face` in ``image``'s pixels.
+        face: a :class:`~edge.core.detect.Face` in ``image``'s pixels.
         margin: the box's larger side times ``margin`` is added on each side (0.1: the square is 1.2 times
             the box's larger side), see the module docstring.
         size: side of the output in pixels (160 for FaceNet).

@@ -1,14 +1,25 @@
-"""Wall-clock latency measurements: timed calls and their median / 95th percentile, in milliseconds.
+"""Wall-clock latency measurements: timed stages and calls, and their median / 95th percentile, in milliseconds.
 
-Shared by ``facegate bench`` (on the device) and the conversion report (``convert.measure``), so both
-summarise samples the same way.
+Shared by the face pipeline (per-stage timings of every frame), ``facegate bench`` and the conversion report
+(``convert.measure``), so all of them measure and summarise the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+
+
+@contextlib.contextmanager
+def timed(timings: MutableMapping[str, float], stage: str) -> Iterator[None]:
+    """Record the milliseconds the ``with`` block took as ``timings[stage]`` (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = (time.perf_counter() - start) * 1000.0
 
 
 def timings(call: Callable[[], object], runs: int) -> list[float]:

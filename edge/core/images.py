@@ -43,6 +43,9 @@ from edge.errors import ImageError
 
 log = logging.getLogger(__name__)
 
+#: File name suffixes of the image files facegate reads from folders (photo sets, replayed frames).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest width x height accepted by default: a 50-megapixel camera picture (150 MB decoded)."""
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.core.modelcard import ModelCard
+from edge.core.preprocess import l2_normalize, prewhiten
+from edge.core.runtime import TFLiteModel
 from edge.errors import ModelError
-from edge.modelcard import ModelCard
-from edge.preprocess import l2_normalize, prewhiten
-from edge.runtime import TFLiteModel
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class FaceEncoder:
     Args:
         model_path: the ``.tflite`` file; its card must lie beside it and match its sha256.
         num_threads: CPU threads for the interpreter (``None``: the runtime's default).
-        runtime: force a TFLite runtime by name (see :mod:`edge.runtime`).
+        runtime: force a TFLite runtime by name (see :mod:`edge.core.runtime`).
         card: the model's card, when the caller already holds it (the converter, before the card is
             written); by default it is read from beside the model and checked against its sha256.
     """

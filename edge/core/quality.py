@@ -1,4 +1,4 @@
-"""Enrolment: the quality gate a photo passes before its encoding is stored, and adding it to the store.
+"""The enrolment quality gate: what a photo must show before its encoding may be stored.
 
 A stored encoding is compared with every stranger at the door for years, so a bad one (two faces, a tiny
 or blurred face) is worse than none. Each photo must show exactly one face, at least ``min_face_px``
@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from edge.crop import largest_face
-from edge.detect import Face
+from edge.core.detect import Face
 from edge.errors import FacegateError
 
 log = logging.getLogger(__name__)
@@ -51,22 +51,21 @@ class PhotoCheck:
         return self.reason is None
 
 
-def check_photo(image, model, *, min_face_px: float = MIN_FACE_PX, min_sharpness: float = MIN_SHARPNESS,
+def check_photo(image: Any, model: Any, *, min_face_px: float = MIN_FACE_PX, min_sharpness: float = MIN_SHARPNESS,
                 force: bool = False) -> PhotoCheck:
-    """Run the quality gate on one photo (a path, bytes or RGB array) with ``model``'s detector and crop.
+    """Run the quality gate on one photo (a path, bytes or RGB array) through ``model``'s face pipeline (no encoding).
 
     Returns a :class:`PhotoCheck`; a photo that cannot be read or shows no face always fails, the other
     checks are waived by ``force``.
     """
     source = str(image) if isinstance(image, (str, Path)) else "image"
     try:
-        rgb, faces = model.faces(image)
+        analysis = model.analyse(image, encode=False)
     except FacegateError as exc:
         return PhotoCheck(source, str(exc))
-    face = largest_face(faces)
-    if face is None:
+    face, crop, faces = analysis.face, analysis.crop, analysis.faces
+    if face is None or crop is None:
         return PhotoCheck(source, "no face found")
-    crop = model.crop(rgb, face)
     sharp = sharpness(crop)
     problems = []
     if len(faces) > 1:
@@ -80,39 +79,3 @@ def check_photo(image, model, *, min_face_px: float = MIN_FACE_PX, min_sharpness
     if problems:
         log.warning("%s accepted with --force despite: %s", source, "; ".join(problems))
     return PhotoCheck(source, None, face, crop, sharp)
-
-
-@dataclass
-class EnrolResult:
-    """What :func:`enrol` did: the photos stored (with their store ids) and the ones refused, with why."""
-
-    name: str
-    added: list[tuple[str, int]] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-
-
-def enrol(store, name: str, photos: list, model, *, force: bool = False, min_face_px: float = MIN_FACE_PX,
-          min_sharpness: float = MIN_SHARPNESS, progress=None) -> EnrolResult:
-    """Check every photo, encode the ones that pass and add them to ``store`` under ``name`` at once.
-
-    All accepted encodings are added in one transaction: either all of them are stored or none.
-    """
-    from edge.store import check_name
-
-    name = check_name(name)  # a bad name fails before any photo is read
-    result = EnrolResult(name)
-    accepted: list[PhotoCheck] = []
-    for photo in photos:
-        check = check_photo(photo, model, min_face_px=min_face_px, min_sharpness=min_sharpness, force=force)
-        if check.ok:
-            accepted.append(check)
-        else:
-            result.rejected.append((check.source, check.reason))
-        if progress:
-            progress(1)
-    if accepted:
-        encodings = model.encoder.encode(np.stack([c.crop for c in accepted]))
-        ids = store.add(name, encodings, sources=[c.source for c in accepted],
-                        qualities=[c.sharpness for c in accepted])
-        result.added = [(c.source, i) for c, i in zip(accepted, ids, strict=True)]
-    return result

@@ -11,6 +11,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ RUNTIMES: dict[str, tuple[str, str]] = {
 }
 
 
-def interpreter_class(runtime: str | None = None) -> tuple[str, type]:
+def interpreter_class(runtime: str | None = None) -> tuple[str, Any]:
     """Return ``(name, Interpreter class)`` of the first importable runtime, or of ``runtime`` if given.
 
     Raises :class:`RuntimeMissingError` naming what to install when none can be imported.
@@ -174,7 +175,7 @@ def probe(model_paths: list[str | Path], *, runtimes: list[str] | None = None) -
 
 
 def _probe_main(argv: list[str] | None = None) -> int:
-    """``python -m edge.runtime MODEL...``: print :func:`probe`'s answer as JSON with the runtime versions."""
+    """``python -m edge.core.runtime MODEL...``: print :func:`probe`'s answer as JSON with the runtime versions."""
     import argparse
     import json
     from importlib import metadata
