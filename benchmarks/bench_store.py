@@ -6,7 +6,7 @@ Builds a store of ``--people`` people x ``--per-person`` random unit encodings o
 * load: open the store (schema check, ``PRAGMA quick_check``, stamp) and ``matrix()``: target <= 1 s;
 * search: the smallest L2 distance from one probe to every row, vectorised with numpy
   (``|a - b|^2 = 2 - 2 a.b`` for unit vectors, then the square root of the minimum): target <= 2 ms median.
-  ``einsum`` (what :func:`edge.recognition.nearest` uses: no BLAS thread pool) and ``matrix @ probe``.
+  ``einsum`` (what :func:`edge.core.recognition.nearest` uses: no BLAS thread pool) and ``matrix @ probe``.
 
 Prints p50 / p95 in milliseconds and the peak RSS. Not a test: nothing is asserted.
 
@@ -31,8 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.store import EXPORT_FORMAT, EXPORT_VERSION, VECTOR_ENCODING, EncodingStore  # noqa: E402
-from edge.timing import percentiles, timings  # noqa: E402
+from edge.core.timing import percentiles, timings  # noqa: E402
+from edge.storage.store import EncodingStore  # noqa: E402
+from edge.storage.transfer import EXPORT_FORMAT, EXPORT_VERSION, VECTOR_ENCODING  # noqa: E402
 
 MODEL = hashlib.sha256(b"bench_store").hexdigest()
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from edge.errors import FacegateError
-from edge.outbox import Outbox
+from edge.storage.outbox import Outbox
 
 
 def _put(outbox: Outbox, n: int, *, start: int = 0, size: int = 10) -> list[str]:
@@ -47,7 +47,7 @@ def test_files_are_private(tmp_path):
 
 
 def test_oldest_dropped_beyond_max_events(tmp_path, caplog):
-    with Outbox(tmp_path / "o.db", max_events=5) as outbox, caplog.at_level(logging.WARNING, "edge.outbox"):
+    with Outbox(tmp_path / "o.db", max_events=5) as outbox, caplog.at_level(logging.WARNING, "edge.storage.outbox"):
         ids = _put(outbox, 12)
         assert len(outbox) == 5
         assert [e.event_id for e in outbox.pending(100)] == ids[-5:]
@@ -59,7 +59,7 @@ def test_full_disk_keeps_events_in_memory_and_recovers(tmp_path, caplog):
     """``max_bytes`` caps the file with SQLite's max_page_count: a write past it fails with the very
     'database or disk is full' error of a full disk."""
     path = tmp_path / "o.db"
-    with Outbox(path, max_bytes=16 * 1024) as outbox, caplog.at_level(logging.ERROR, "edge.outbox"):
+    with Outbox(path, max_bytes=16 * 1024) as outbox, caplog.at_level(logging.ERROR, "edge.storage.outbox"):
         ids = _put(outbox, 40, size=1000)  # ~40 KB of payload into a 16 KiB file: must not raise
         counters = outbox.counters
         assert counters.write_errors > 0 and counters.in_memory > 0 and counters.dropped == 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
 import sqlite3
 import stat
@@ -16,56 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import FacegateError, StoreError
-from edge.store import MAX_NAME_LENGTH, EncodingStore, Entry, Person, check_name
-
-REPO = Path(__file__).resolve().parent.parent
-MODEL = hashlib.sha256(b"facenet int8").hexdigest()
-OTHER_MODEL = hashlib.sha256(b"facenet float32").hexdigest()
-D = 128
-
-
-def unit(rng: np.random.Generator, k: int, d: int = D) -> np.ndarray:
-    v = rng.standard_normal((k, d))
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def open_store(path: Path, **kw) -> EncodingStore:
-    kw.setdefault("model_sha256", MODEL)
-    kw.setdefault("embedding_size", D)
-    return EncodingStore(path, **kw)
-
-
-def content(store: EncodingStore):
-    """Everything observable about a store's data, for before/after comparisons."""
-    names, matrix = store.matrix()
-    return store.people(), names, matrix.copy(), [store.entries(p.name) for p in store.people()]
-
-
-def same_content(a, b) -> bool:
-    return a[0] == b[0] and a[1] == b[1] and np.array_equal(a[2], b[2]) and a[3] == b[3]
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(7)
-
-
-@pytest.fixture
-def filled(tmp_path, rng):
-    """A closed store file with three people, 3 + 2 + 1 encodings; returns (path, {name: encodings})."""
-    path = tmp_path / "store.db"
-    data = {"Ann": unit(rng, 3), "José Ñúñez": unit(rng, 2), "李小龍": unit(rng, 1)}
-    with open_store(path) as store:
-        for name, enc in data.items():
-            store.add(name, enc, sources=[f"{name}/{i}.jpg" for i in range(len(enc))],
-                      qualities=[10.0 + i for i in range(len(enc))])
-    return path, data
-
+from edge.core.names import MAX_NAME_LENGTH, check_name
+from edge.errors import FacegateError, StoreError, StoreInputError
+from edge.storage.store import Entry, Person
+from tests.store_helpers import MODEL, OTHER_MODEL, REPO, D, content, open_store, same_content, sha, unit
 
 # -- round trip and file properties -----------------------------------------------------------------------
 
@@ -340,7 +291,7 @@ def test_remove_encoding(filled):
         assert np.array_equal(store.encodings("José Ñúñez"), data["José Ñúñez"][1:])
         with pytest.raises(StoreError, match=f"no encoding has id {entries[0].id}"):
             store.remove_encoding(entries[0].id)
-        with pytest.raises(StoreError, match="must be an integer"):
+        with pytest.raises(StoreInputError, match="must be an integer"):
             store.remove_encoding("1")
         store.remove_encoding(entries[1].id)  # the last one: the person goes too
         assert "José Ñúñez" not in {p.name for p in store.people()}
@@ -365,6 +316,10 @@ def test_bad_names_are_refused_with_the_reason(tmp_path, rng, name, problem):
         with pytest.raises(StoreError, match=problem) as err:
             store.add(name, unit(rng, 1))
         assert "\n" not in str(err.value)
+        # bad input, not a database problem: also a ValueError for callers that know nothing of facegate
+        assert isinstance(err.value, StoreInputError) and isinstance(err.value, ValueError)
+        with pytest.raises(ValueError, match=problem):
+            check_name(name)
         assert store.people() == []
 
 
@@ -385,7 +340,7 @@ def test_names_are_stripped_and_nfc_normalised(tmp_path, rng):
 ])
 def test_bad_encodings_are_refused(tmp_path, rng, bad, problem):
     with open_store(tmp_path / "s.db") as store:
-        with pytest.raises(StoreError, match=problem):
+        with pytest.raises(StoreInputError, match=problem):
             store.add("Ann", bad(rng))
         assert store.people() == []
 
@@ -400,10 +355,14 @@ def test_an_add_that_fails_on_its_last_encoding_adds_nothing(filled, rng):
             store.add("New Person", encodings)
         with pytest.raises(StoreError, match="row 3 holds a non-finite"):
             store.add("Ann", encodings)
-        with pytest.raises(StoreError, match="sources must be a list of 4"):
+        with pytest.raises(StoreInputError, match="sources must be a list of 4"):
             store.add("Ann", unit(rng, 4), sources=["a.jpg"] * 3)
-        with pytest.raises(StoreError, match=r"qualities\[1\] must be finite"):
+        with pytest.raises(StoreInputError, match=r"qualities\[1\] must be finite"):
             store.add("Ann", unit(rng, 2), qualities=[1.0, float("inf")])
+        with pytest.raises(StoreInputError, match=r"qualities\[0\] must be finite"):
+            store.add("Ann", unit(rng, 1), qualities=[10**400])
+        with pytest.raises(StoreInputError, match=r"sources\[0\] must be a string or None"):
+            store.add("Ann", unit(rng, 1), sources=[3])
         assert same_content(content(store), before)
 
 
@@ -450,7 +409,7 @@ def test_matrix_sees_another_connections_changes(filled, rng):
 def test_matrix_sees_another_process_enrolling(filled, rng):
     path, _ = filled
     new = unit(rng, 1)
-    script = ("import sys, numpy as np; from edge.store import EncodingStore\n"
+    script = ("import sys, numpy as np; from edge.storage.store import EncodingStore\n"
               f"s = EncodingStore(sys.argv[1], model_sha256='{MODEL}', embedding_size={D}, create=False)\n"
               "s.add('Operator Added', np.frombuffer(bytes.fromhex(sys.argv[2]), np.float32)); s.close()\n")
     with open_store(path) as daemon:
@@ -458,125 +417,6 @@ def test_matrix_sees_another_process_enrolling(filled, rng):
         subprocess.run([sys.executable, "-c", script, str(path), new.tobytes().hex()], cwd=REPO, check=True)
         names, matrix = daemon.matrix()
         assert names[-1] == "Operator Added" and np.array_equal(matrix[-1], new[0])
-
-
-# -- export / import ---------------------------------------------------------------------------------------
-
-
-def test_export_import_round_trip(filled, tmp_path):
-    path, data = filled
-    out = tmp_path / "staff.json"
-    with open_store(path) as store:
-        assert store.export(out) == 6
-        original = content(store)
-    assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    document = json.loads(out.read_text("utf-8"))
-    assert document["model_sha256"] == MODEL and document["embedding_size"] == D
-    first = document["people"][0]["encodings"][0]["vector"]
-    assert np.array_equal(np.frombuffer(base64.b64decode(first), "<f4"), data["Ann"][0])
-    with open_store(tmp_path / "fresh.db") as fresh:
-        assert fresh.import_(out) == 6
-        copy = content(fresh)
-        assert copy[0] == original[0] and copy[1] == original[1] and np.array_equal(copy[2], original[2])
-        assert [[(e.source, e.quality, e.added) for e in es] for es in copy[3]] == \
-               [[(e.source, e.quality, e.added) for e in es] for es in original[3]]
-        assert fresh.import_(out) == 0  # the same encodings again: nothing new
-        assert [p.encodings for p in fresh.people()] == [p.encodings for p in original[0]]
-
-
-def test_import_merges_or_replaces(filled, tmp_path, rng):
-    path, data = filled
-    out = tmp_path / "staff.json"
-    with open_store(path) as store:
-        store.export(out)
-    with open_store(tmp_path / "other.db") as other:
-        mine = unit(rng, 2)
-        other.add("Ann", mine)
-        assert other.import_(out) == 6
-        assert np.array_equal(other.encodings("Ann"), np.concatenate([mine, data["Ann"]]))
-        assert other.import_(out, replace=True) == 6
-        assert np.array_equal(other.encodings("Ann"), data["Ann"])
-
-
-def test_import_from_another_model_is_refused(filled, tmp_path, rng):
-    path, _ = filled
-    out = tmp_path / "staff.json"
-    with open_store(path) as store:
-        store.export(out)
-    with open_store(tmp_path / "other.db", model_sha256=OTHER_MODEL) as other:
-        other.add("Someone", unit(rng, 1))
-        before = content(other)
-        with pytest.raises(StoreError) as err:
-            other.import_(out)
-        assert MODEL[:12] in str(err.value) and OTHER_MODEL[:12] in str(err.value)
-        assert "never mixed" in str(err.value)
-        assert same_content(content(other), before)
-
-
-def _vector(values) -> str:
-    return base64.b64encode(np.asarray(values, "<f4").tobytes()).decode()
-
-
-MALFORMED = {
-    "not json": lambda doc: "{not json",
-    "wrong format": lambda doc: {**doc, "format": "something else"},
-    "unknown version": lambda doc: {**doc, "version": 2},
-    "no model": lambda doc: {k: v for k, v in doc.items() if k != "model_sha256"},
-    "other size": lambda doc: {**doc, "embedding_size": 64},
-    "people not a list": lambda doc: {**doc, "people": {"Ann": []}},
-    "bad base64": lambda doc: _last_encoding(doc, vector="!!!not base64"),
-    "short vector": lambda doc: _last_encoding(doc, vector=_vector(np.ones(D - 1) / np.sqrt(D - 1))),
-    "nan vector": lambda doc: _last_encoding(doc, vector=_vector(np.full(D, np.nan))),
-    "unnormalised vector": lambda doc: _last_encoding(doc, vector=_vector(np.ones(D))),
-    "bad quality": lambda doc: _last_encoding(doc, quality="high"),
-    "bad time": lambda doc: _last_encoding(doc, added="yesterday"),
-    "control character in a name": lambda doc: _last_person(doc, name="evil\x1bname"),
-    "duplicate name": lambda doc: _last_person(doc, name=doc["people"][0]["name"]),
-    "no encodings": lambda doc: _last_person(doc, encodings=[]),
-}
-
-
-def _last_person(doc: dict, **change) -> dict:
-    people = [dict(p) for p in doc["people"]]
-    people[-1].update(change)
-    return {**doc, "people": people}
-
-
-def _last_encoding(doc: dict, **change) -> dict:
-    encodings = [dict(e) for e in doc["people"][-1]["encodings"]]
-    encodings[-1].update(change)
-    return _last_person(doc, encodings=encodings)
-
-
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_a_malformed_import_changes_nothing(filled, tmp_path, rng, case):
-    """Only the last item is bad: the people before it must not be imported either."""
-    path, _ = filled
-    out = tmp_path / "staff.json"
-    with open_store(path) as store:
-        store.export(out)
-    bad = MALFORMED[case](json.loads(out.read_text("utf-8")))
-    out.write_text(bad if isinstance(bad, str) else json.dumps(bad), "utf-8")
-    with open_store(tmp_path / "target.db") as target:
-        target.add("Resident", unit(rng, 1))
-        before = content(target)
-        with pytest.raises(StoreError) as err:
-            target.import_(out)
-        assert "\n" not in str(err.value) and "staff.json" in str(err.value)
-        assert same_content(content(target), before)
-
-
-def test_import_of_a_missing_file_and_export_over_the_store(filled, tmp_path):
-    path, _ = filled
-    with open_store(path) as store:
-        with pytest.raises(StoreError, match="cannot read"):
-            store.import_(tmp_path / "nope.json")
-        before = sha(path)
-        with pytest.raises(StoreError, match="over the store itself"):
-            store.export(path)
-        with pytest.raises(StoreError, match="cannot write"):
-            store.export(tmp_path / "no such folder" / "x.json")
-    assert sha(path) == before
 
 
 # -- closing -----------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import FacegateError
+from edge.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,13 @@ class Outbox:
         max_memory_events: messages kept in memory at most while the file cannot be written.
 
     Raises:
-        FacegateError: the file cannot be created or opened as an outbox.
+        OutboxError: the file cannot be created or opened as an outbox.
     """
 
     def __init__(self, path: str | os.PathLike, *, max_events: int = 100_000, max_bytes: int | None = None,
                  max_memory_events: int = 10_000):
         if max_events < 1 or max_memory_events < 1:
-            raise FacegateError(f"outbox bounds must be >= 1, got max_events={max_events} "
+            raise OutboxError(f"outbox bounds must be >= 1, got max_events={max_events} "
                                 f"max_memory_events={max_memory_events}")
         self.path = Path(path)
         self.max_events = max_events
@@ -104,7 +104,7 @@ class Outbox:
             os.chmod(self.path, 0o600)  # SQLite gives -wal and -shm the database file's mode
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as err:
-            raise FacegateError(f"cannot open the outbox {self.path}: {err}") from None
+            raise OutboxError(f"cannot open the outbox {self.path}: {err}") from None
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -117,7 +117,7 @@ class Outbox:
             self._next_seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
         except sqlite3.Error as err:
             self._conn.close()
-            raise FacegateError(f"{self.path} is not a usable outbox: {err}") from None
+            raise OutboxError(f"{self.path} is not a usable outbox: {err}") from None
         self._closed = False
         if self._rows:
             log.info("outbox %s: %d message(s) pending from before", self.path, self._rows)
@@ -225,7 +225,7 @@ class Outbox:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise FacegateError(f"the outbox {self.path} is closed")
+            raise OutboxError(f"the outbox {self.path} is closed")
 
     def _insert(self, entry: OutboxEntry) -> None:
         cur = self._conn.execute(
