@@ -14,22 +14,14 @@ import numpy as np
 import pytest
 from conftest import REPO, photo_paths
 
-from edge.camera import (
-    PICAMERA2_MISSING,
-    Camera,
-    CameraError,
-    CameraTimeout,
-    EndOfStream,
-    Frame,
-    FrameError,
-    OpenCVCamera,
-    Picamera2Camera,
-    ReplayCamera,
-    ResilientCamera,
-    open_camera,
-)
 from edge.config import OpenCVSection, Picamera2Section, ReplaySection
-from edge.images import load_image
+from edge.core.images import load_image
+from edge.devices.camera.base import Camera, Frame
+from edge.devices.camera.opencv import OpenCVCamera
+from edge.devices.camera.picamera2 import PICAMERA2_MISSING, Picamera2Camera
+from edge.devices.camera.replay import ReplayCamera
+from edge.devices.camera.resilient import ResilientCamera, open_camera
+from edge.errors import CameraError, CameraTimeout, EndOfStream, FrameError
 
 VIDEO_FRAMES = 300
 VIDEO_SIZE = (640, 480)  # width, height
@@ -97,7 +89,8 @@ class FakeClock:
 
 
 def test_importing_the_module_does_not_import_picamera2():
-    code = "import sys, edge.camera, edge.config; print('picamera2' in sys.modules, 'libcamera' in sys.modules)"
+    code = ("import sys, edge.devices.camera.picamera2, edge.devices.camera.resilient, edge.config; "
+            "print('picamera2' in sys.modules, 'libcamera' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

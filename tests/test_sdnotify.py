@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from edge.sdnotify import SystemdNotifier
+from edge.devices.sdnotify import SystemdNotifier
 
 
 def test_messages_reach_the_socket(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The door strike relay, the door contact and exit button, and the door alarms.
+"""The door strike relay: an electric strike switched on only for bounded pulses.
 
 Fail-secure rules of :class:`DoorRelay`:
 
@@ -17,6 +17,7 @@ BCM numbers (``17``) or gpiozero pin names (``"GPIO17"``, ``"BOARD11"``); hardwa
 Times are seconds; clocks are monotonic.
 """
 
+
 from __future__ import annotations
 
 import logging
@@ -27,20 +28,10 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
-from edge.errors import FacegateError
+from edge.devices.pins import open_device
+from edge.errors import RelayError
 
 log = logging.getLogger(__name__)
-
-
-def _open_device(kind: str, pin, make: Callable):
-    """``make()`` a gpiozero device; any gpiozero or OS error becomes a one-line :class:`FacegateError`."""
-    from gpiozero import GPIOZeroError
-
-    try:
-        return make()
-    except (GPIOZeroError, OSError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FacegateError(f"{kind} pin {pin!r} is not a valid GPIO pin: {first_line}") from exc
 
 
 def _release(device) -> None:
@@ -71,13 +62,13 @@ class DoorRelay:
             timer thread, the caller of :meth:`force_off` / :meth:`close`). Its exceptions are logged.
 
     Raises:
-        FacegateError: invalid pin, pin in use, no usable GPIO, or ``pulse_seconds`` not > 0.
+        RelayError: invalid pin, pin in use, no usable GPIO, or ``pulse_seconds`` not > 0.
     """
 
     def __init__(self, pin: int | str, *, active_high: bool = True, pulse_seconds: float = 3.0, pin_factory=None,
                  clock: Callable[[], float] = time.monotonic, on_change: Callable[[bool], object] | None = None):
         if not (isinstance(pulse_seconds, (int, float)) and math.isfinite(pulse_seconds) and pulse_seconds > 0):
-            raise FacegateError(f"relay pulse_seconds must be a finite number > 0, got {pulse_seconds!r}")
+            raise RelayError(f"relay pulse_seconds must be a finite number > 0, got {pulse_seconds!r}")
         from gpiozero import OutputDevice
 
         self.pin = pin
@@ -85,7 +76,7 @@ class DoorRelay:
         self.pulse_seconds = float(pulse_seconds)
         self.clock = clock
         self.on_change = on_change
-        self._device = _open_device("relay", pin, lambda: OutputDevice(
+        self._device = open_device("relay", pin, lambda: OutputDevice(
             pin, active_high=active_high, initial_value=False, pin_factory=pin_factory))
         self._finalizer = weakref.finalize(self, _release, self._device)
         self._lock = threading.Lock()
@@ -132,12 +123,12 @@ class DoorRelay:
             ``True`` if the door is unlocked by this call (switched on or extended); ``False`` after :meth:`close`.
 
         Raises:
-            FacegateError: ``seconds`` not > 0, or the pin could not be switched (the relay is then forced off).
+            RelayError: ``seconds`` not > 0, or the pin could not be switched (the relay is then forced off).
         """
         if seconds is None:
             seconds = self.pulse_seconds
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-            raise FacegateError(f"relay pulse length must be a finite number > 0 s, got {seconds!r}")
+            raise RelayError(f"relay pulse length must be a finite number > 0 s, got {seconds!r}")
         seconds = min(float(seconds), self.pulse_seconds)
         with self._lock:
             if self._closed:
@@ -161,7 +152,7 @@ class DoorRelay:
                         self._device.off()  # whatever state the failed switch left behind
                     except Exception:
                         log.exception("relay on pin %s could not be switched off either", self.pin)
-                    raise FacegateError(f"relay pin {self.pin!r} could not be switched on: {exc}") from exc
+                    raise RelayError(f"relay pin {self.pin!r} could not be switched on: {exc}") from exc
                 self._on = True
                 self._changes.append(True)
                 log.info("relay on pin %s on for %.2f s", self.pin, seconds)
@@ -221,7 +212,7 @@ class DoorRelay:
         except Exception as exc:
             self._deadline = -math.inf  # overdue: the next is_on / pulse tries again
             log.critical("relay on pin %s could NOT be switched off: %s", self.pin, exc)
-            raise FacegateError(f"relay pin {self.pin!r} could not be switched off: {exc}") from exc
+            raise RelayError(f"relay pin {self.pin!r} could not be switched off: {exc}") from exc
         self._on = False
         self._deadline = -math.inf
         self._changes.append(False)
@@ -256,157 +247,3 @@ class DoorRelay:
                         log.exception("relay on_change(%s) callback failed", on)
             finally:
                 self._notify_lock.release()
-
-
-def _safe_call(name: str, callback: Callable[[], object] | None) -> None:
-    if callback is None:
-        return
-    try:
-        callback()
-    except Exception:
-        log.exception("door %s callback failed", name)
-
-
-class DoorInputs:
-    """The optional door contact (reed switch) and inside exit button.
-
-    Default wiring: each input between the GPIO and ground, with the internal pull-up (``pull_up=True``); the
-    exit button is pressed when its pin is low; the reed switch is held closed by the magnet of the shut door,
-    so the door is open when the contact pin is high (``door_open_when_high=True``). With external pull-downs
-    and switches to 3V3 (``pull_up=False``), pass ``door_open_when_high=False``.
-
-    Args:
-        contact_pin, exit_pin: GPIOs (BCM number or gpiozero name), ``None`` if not fitted.
-        door_open_when_high: the contact pin level that means "door open".
-        pull_up: internal pull-up (``True``) or pull-down (``False``) on both inputs.
-        bounce_seconds: switch debounce time.
-        pin_factory: a gpiozero pin factory (``None``: gpiozero's default).
-        on_exit_pressed, on_door_opened, on_door_closed: called with no argument from gpiozero's event thread;
-            their exceptions are logged.
-
-    Raises:
-        FacegateError: an invalid or busy pin, or both inputs on the same pin.
-    """
-
-    def __init__(self, *, contact_pin: int | str | None = None, exit_pin: int | str | None = None,
-                 door_open_when_high: bool = True, pull_up: bool = True, bounce_seconds: float = 0.05,
-                 pin_factory=None, on_exit_pressed: Callable[[], object] | None = None,
-                 on_door_opened: Callable[[], object] | None = None,
-                 on_door_closed: Callable[[], object] | None = None):
-        from gpiozero import Button, DigitalInputDevice
-
-        self.door_open_when_high = door_open_when_high
-        self.pull_up = pull_up
-        self.on_exit_pressed = on_exit_pressed
-        self.on_door_opened = on_door_opened
-        self.on_door_closed = on_door_closed
-        bounce = bounce_seconds if bounce_seconds > 0 else None
-        self._contact = self._exit = None
-        try:
-            if contact_pin is not None:
-                self._contact = _open_device("door contact", contact_pin, lambda: DigitalInputDevice(
-                    contact_pin, pull_up=pull_up, bounce_time=bounce, pin_factory=pin_factory))
-                # gpiozero calls "active" the level opposite the pull; both edges just re-read the door state.
-                self._contact.when_activated = self._contact_changed
-                self._contact.when_deactivated = self._contact_changed
-            if exit_pin is not None:
-                self._exit = _open_device("exit button", exit_pin, lambda: Button(
-                    exit_pin, pull_up=pull_up, bounce_time=bounce, pin_factory=pin_factory))
-                self._exit.when_pressed = self._exit_pressed
-        except BaseException:
-            self.close()
-            raise
-        log.info("door inputs: contact %s, exit button %s", contact_pin, exit_pin)
-
-    def __enter__(self) -> DoorInputs:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    @property
-    def door_open(self) -> bool | None:
-        """``True`` open, ``False`` shut, ``None`` without a contact (or after :meth:`close`)."""
-        contact = self._contact
-        if contact is None:
-            return None
-        try:
-            active = contact.is_active
-        except Exception:  # closed from another thread meanwhile
-            return None
-        pin_high = active != self.pull_up  # active = pulled away from the pull's level
-        return pin_high == self.door_open_when_high
-
-    def close(self) -> None:
-        """Release both pins. Safe to call twice."""
-        for device in (self._contact, self._exit):
-            if device is not None:
-                device.close()
-        self._contact = self._exit = None
-
-    def _contact_changed(self) -> None:
-        is_open = self.door_open
-        if is_open is None:
-            return
-        log.info("door %s", "opened" if is_open else "closed")
-        _safe_call("opened" if is_open else "closed", self.on_door_opened if is_open else self.on_door_closed)
-
-    def _exit_pressed(self) -> None:
-        log.info("exit button pressed")
-        _safe_call("exit button", self.on_exit_pressed)
-
-
-class DoorMonitor:
-    """Door alarms from samples of the relay and contact state; pure logic, no threads, no I/O.
-
-    Call :meth:`update` often (every frame). Alarm reasons:
-
-    * ``"door_forced"``: the door was seen opening while the relay was off and had not been seen on within
-      ``grace_seconds`` (a contact that reports late, a sample that fell just after the pulse);
-    * ``"door_held_open"``: the door has stayed open ``held_open_seconds`` since it was first seen open.
-
-    Each is reported once per opening. A door already open at the first sample is not called forced (its
-    opening was not seen), but its held-open time counts from that sample. ``door_open=None`` (no contact,
-    unknown) forgets the current opening and reports nothing.
-
-    Args:
-        held_open_seconds: open longer than this is an alarm (> 0).
-        grace_seconds: an opening this soon after the relay was last seen on is an entry, not forced (>= 0).
-        clock: monotonic seconds, used when :meth:`update` gets no ``now``.
-    """
-
-    def __init__(self, *, held_open_seconds: float = 30.0, grace_seconds: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
-        if not held_open_seconds > 0:
-            raise FacegateError(f"held_open_seconds must be > 0, got {held_open_seconds!r}")
-        if not grace_seconds >= 0:
-            raise FacegateError(f"grace_seconds must be >= 0, got {grace_seconds!r}")
-        self.held_open_seconds = held_open_seconds
-        self.grace_seconds = grace_seconds
-        self.clock = clock
-        self._last_relay_on = -math.inf
-        self._was_open: bool | None = None
-        self._opened_at: float | None = None
-        self._held_reported = False
-
-    def update(self, *, relay_on: bool, door_open: bool | None, now: float | None = None) -> list[str]:
-        """Take one sample; return the alarm reasons it raises (usually ``[]``)."""
-        now = self.clock() if now is None else now
-        if relay_on:
-            self._last_relay_on = now
-        alarms: list[str] = []
-        if door_open is None or not door_open:
-            self._opened_at = None
-            self._held_reported = False
-        else:
-            if self._opened_at is None:
-                self._opened_at = now
-                if self._was_open is False and now - self._last_relay_on > self.grace_seconds:
-                    alarms.append("door_forced")
-            if not self._held_reported and now - self._opened_at >= self.held_open_seconds:
-                self._held_reported = True
-                alarms.append("door_held_open")
-        self._was_open = door_open
-        for reason in alarms:
-            log.warning("door alarm: %s", reason)
-        return alarms
