@@ -13,72 +13,36 @@ from edge.config import (
     ConfigError,
     OpenCVSection,
     Picamera2Section,
+    RelaySection,
     ReplaySection,
-    key_lines,
     load_config,
+    relay_section,
     validate_config,
 )
 from edge.errors import FacegateError
+from tests.config_helpers import MQTT, only_problem, problems, write
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "door.toml"
 
-# Line numbers below refer to this text: 1 [device], 2 id, 4 [models], 5 encoder, 6 detector, 8 [store],
-# 9 path, 11 [camera], 12 type, 13 path, 15 [relay], 16 pin, 17 pin_factory.
-BASE = """\
-[device]
-id = "door-1"
-
-[models]
-encoder = "{encoder}"
-detector = "{detector}"
-
-[store]
-path = "people.sqlite"
-
-[camera]
-type = "replay"
-path = "{photos}"
-
-[relay]
-pin = 17
-pin_factory = "mock"
-"""
-
-MQTT = """
-[mqtt]
-host = "broker.lan"
-username = "door"
-"""
 
 
 @pytest.fixture
-def base_text(int8_model: Path, blazeface_short: Path, photos_dir: Path) -> str:
-    return BASE.format(encoder=int8_model, detector=blazeface_short, photos=photos_dir / "val")
-
-
-def write(folder: Path, text: str, name: str = "door.toml") -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
-def problems(folder: Path, text: str, **options) -> list[str]:
-    return validate_config(write(folder, text), **options)
-
-
-def only_problem(folder: Path, text: str, **options) -> str:
-    found = problems(folder, text, **options)
-    assert len(found) == 1, found
-    return found[0]
+def example(tmp_path: Path, int8_model: Path, blazeface_short: Path) -> Path:
+    """The example config as written, but for its model paths (``../weights/...``): the fixtures' files."""
+    text = EXAMPLE.read_text()
+    for model in (int8_model, blazeface_short):
+        assert f'"../weights/{model.name}"' in text
+        text = text.replace(f'"../weights/{model.name}"', f'"{model.resolve()}"')
+    return write(tmp_path, text)
 
 
 # -- valid configs ------------------------------------------------------------------------------------------------
 
 
-def test_the_example_validates(monkeypatch, tmp_path: Path, int8_model: Path, blazeface_short: Path):
+def test_the_example_validates(monkeypatch, tmp_path: Path, example: Path, int8_model: Path, blazeface_short: Path):
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    config = load_config(EXAMPLE, read_secrets=False)
+    config = load_config(example, read_secrets=False)
     assert config.device.id == "front-door" and config.device.name == "Front door"
     assert config.models.encoder == int8_model.resolve() and config.models.detector == blazeface_short.resolve()
     assert isinstance(config.camera, Picamera2Section) and config.camera.resolution == (640, 480)
@@ -87,16 +51,16 @@ def test_the_example_validates(monkeypatch, tmp_path: Path, int8_model: Path, bl
     # as the systemd service sees it: the credential is read from $CREDENTIALS_DIRECTORY
     (tmp_path / "mqtt_password").write_text("correct horse\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert validate_config(EXAMPLE) == []
-    assert load_config(EXAMPLE).mqtt.password.get_secret_value() == "correct horse"
+    assert validate_config(example) == []
+    assert load_config(example).mqtt.password.get_secret_value() == "correct horse"
 
 
-def test_the_example_without_its_credential_names_the_line(monkeypatch):
+def test_the_example_without_its_credential_names_the_line(monkeypatch, example: Path):
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     line = next(i for i, text in enumerate(EXAMPLE.read_text().splitlines(), 1)
                 if text.startswith("password_credential"))
-    [problem] = validate_config(EXAMPLE)
-    assert problem.startswith(f"{EXAMPLE}:{line}: mqtt.password_credential: $CREDENTIALS_DIRECTORY is not set")
+    [problem] = validate_config(example)
+    assert problem.startswith(f"{example}:{line}: mqtt.password_credential: $CREDENTIALS_DIRECTORY is not set")
 
 
 def test_defaults_and_resolved_paths(tmp_path: Path, base_text: str, monkeypatch, int8_model: Path):
@@ -146,7 +110,14 @@ def test_every_field_is_described():
                     walk(sub)
 
     walk(Config)
-    assert {Picamera2Section, OpenCVSection, ReplaySection} <= seen and len(seen) >= 12
+    assert {Picamera2Section, OpenCVSection, ReplaySection} <= seen and len(seen) >= 11
+    # [relay] is plain Python (relay-off reads it without pydantic): its keys are described in its module's table
+    import dataclasses
+
+    import edge.config.relay
+
+    for field in dataclasses.fields(RelaySection):
+        assert f"``{field.name}``" in edge.config.relay.__doc__, field.name
 
 
 # -- errors name the file, the line and the key --------------------------------------------------------------------
@@ -170,8 +141,17 @@ def test_wrong_types_and_ranges(tmp_path: Path, base_text: str):
     name = tmp_path / "door.toml"
     text = base_text.replace("pin = 17", 'pin = 17\npulse_seconds = "long"')
     assert only_problem(tmp_path, text) == (
-        f"{name}:17: relay.pulse_seconds: Input should be a valid number, unable to parse string as a number "
-        "(got 'long')")
+        f"{name}:17: relay.pulse_seconds: should be a number of seconds, 0.1..30 (got 'long')")
+    text = base_text.replace("pin = 17", "pin = 17\npulse_seconds = 31")
+    assert only_problem(tmp_path, text) == f"{name}:17: relay.pulse_seconds: should be 0.1..30 s (got 31)"
+    text = base_text.replace("pin = 17", 'pin = 17\nactive_high = "yes"')
+    assert only_problem(tmp_path, text) == f"{name}:17: relay.active_high: should be true or false (got 'yes')"
+    # the daemon's config and relay-off's reader check [relay] the same way, with the same words
+    for bad in ('pulse_seconds = "long"', "pulse_seconds = 31", 'active_high = "yes"', 'pin_factory = "lgpio"'):
+        path = write(tmp_path, base_text.replace("pin = 17", f"pin = 17\n{bad}"))
+        with pytest.raises(ConfigError) as err:
+            relay_section(path)
+        assert err.value.problems == validate_config(path)
     text = base_text.replace('id = "door-1"', 'id = "Front Door"')
     assert only_problem(tmp_path, text).startswith(f"{name}:2: device.id: String should match pattern")
     text = base_text + "\n[recognition]\nvotes_needed = 4\n"
@@ -386,36 +366,6 @@ def test_several_problems_one_line_each(tmp_path: Path, base_text: str):
     assert err.value.problems == str(err.value).splitlines()
     assert [p.split(": ")[0] for p in err.value.problems] == [f"{tmp_path / 'door.toml'}:3",
                                                               f"{tmp_path / 'door.toml'}:17"]
-
-
-# -- key_lines -------------------------------------------------------------------------------------------------
-
-
-def test_key_lines_follows_toml_structure():
-    text = '''# comment
-top = 1
-[a]
-x = [
-  1, "]", # not the end
-  2,
-]
-y = """
-z = 99
-"""
-"quoted key" = 2
-b.c = 3
-[a.d]
-e = { f = 1 }
-[[g]]
-h = 'it''s'
-'''
-    lines = key_lines(text)
-    assert lines[("top",)] == 2 and lines[("a",)] == 3 and lines[("a", "x")] == 4
-    assert lines[("a", "y")] == 8 and ("a", "z") not in lines and ("z",) not in lines
-    assert lines[("a", "quoted key")] == 11
-    assert lines[("a", "b")] == 12 and lines[("a", "b", "c")] == 12
-    assert lines[("a", "d")] == 13 and lines[("a", "d", "e")] == 14
-    assert lines[("g",)] == 15 and lines[("g", "h")] == 16
 
 
 def test_config_error_is_a_facegate_error():
