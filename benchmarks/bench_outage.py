@@ -1,7 +1,7 @@
 """Broker outage benchmark: events published while the MQTT broker is down must all arrive, once each, after it returns.
 
 A real mosquitto (persistent, so the dashboard's session and its queued messages survive the restart), a
-dashboard subscriber with a persistent session, and an :class:`edge.mqtt.EventPublisher` with its default
+dashboard subscriber with a persistent session, and an :class:`edge.mqtt.publisher.EventPublisher` with its default
 reconnect back-off. The broker is stopped, ``--events`` events are published evenly over ``--outage``
 seconds, the broker is started again on the same port, and the script waits until the dashboard has every
 event. Prints the events lost, the duplicates the dashboard received, the seconds from the broker's return
@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.events import Event  # noqa: E402
-from edge.mqtt import EventPublisher  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
+from edge.core.events import Event  # noqa: E402
+from edge.mqtt.publisher import EventPublisher  # noqa: E402
+from edge.storage.outbox import Outbox  # noqa: E402
 from tests.mosquitto import Mosquitto, Recorder, wait_until  # noqa: E402
 
 

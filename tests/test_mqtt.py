@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.events import EVENT_TYPES, Event
-from edge.mqtt import EventPublisher
-from edge.outbox import Outbox
+from edge.core.events import EVENT_TYPES, Event
+from edge.mqtt.publisher import EventPublisher
+from edge.storage.outbox import Outbox
 from tests.mosquitto import WAIT, Mosquitto, Recorder, free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,9 +133,9 @@ def test_events_leave_the_outbox_only_on_puback(tmp_path, broker, publishers):
 # A door process: connects (and publishes ``n`` events if asked), says so on stdout, then waits to be killed.
 CHILD = """
 import json, sys, time
-from edge.events import Event
-from edge.mqtt import EventPublisher
-from edge.outbox import Outbox
+from edge.core.events import Event
+from edge.mqtt.publisher import EventPublisher
+from edge.storage.outbox import Outbox
 port, device, outbox_path, n, wait_connected = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), \
     sys.argv[5] == "1"
 pub = EventPublisher(host="127.0.0.1", port=port, device_id=device, outbox=Outbox(outbox_path), keepalive=60)
@@ -237,7 +237,7 @@ def test_full_outbox_disk_does_not_stop_events(tmp_path, broker, recorders, publ
     with Outbox(tmp_path / "outbox.db", max_bytes=16 * 1024) as outbox:
         pub = publishers(port=broker.port, device_id="door1", outbox=outbox)
         events = [Event("unknown", "door1", detail={"i": i, "pad": "x" * 1500}) for i in range(30)]
-        with caplog.at_level(logging.ERROR, "edge.outbox"):
+        with caplog.at_level(logging.ERROR, "edge.storage.outbox"):
             for event in events:
                 pub.publish_event(event)  # must not raise although the file is full
         assert outbox.counters.write_errors > 0 and outbox.degraded

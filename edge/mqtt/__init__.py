@@ -1,16 +1,16 @@
-"""MQTT event delivery from the door, through the durable :class:`edge.outbox.Outbox` (paho-mqtt 2.x).
+"""MQTT event delivery from the door, through the durable :class:`edge.storage.outbox.Outbox` (paho-mqtt 2.x).
 
 Topic tree (``<prefix>`` defaults to ``facegate``, ``<device>`` is the door's id; every message QoS 1):
 
 ==========================================  ========  ==========================================================
 topic                                       retained  payload
 ==========================================  ========  ==========================================================
-``<prefix>/<device>/events``                no        every :class:`edge.events.Event` as JSON (``Event.to_json``)
+``<prefix>/<device>/events``                no        every :class:`edge.core.events.Event` as JSON (``Event.to_json``)
 ``<prefix>/<device>/availability``          yes       ``online`` after connecting; ``offline`` on a clean stop,
                                                       and as the last will when the device dies or drops off
 ``<prefix>/<device>/state/door``            yes       ``locked`` / ``unlocked`` (from door_locked/door_unlocked)
 ``<prefix>/<device>/state/last_person``     yes       the name of the last person recognised
-``<prefix>/<device>/state/<name>``          yes       any other state given to :meth:`EventPublisher.set_state`
+``<prefix>/<device>/state/<name>``          yes       any other state given to :meth:`.EventPublisher.set_state`
 ``<prefix>/<device>/command``               --        subscribed only with ``commands=True``: JSON
                                                       ``{"command": "reload_store"}`` or ``{"command": "unlock"}``
 ``<discovery>/<component>/<node>/<obj>/config``  yes  Home Assistant MQTT discovery (``<discovery>`` defaults to
@@ -19,439 +19,49 @@ topic                                       retained  payload
 
 Home Assistant entities, all on one device with the availability topic: ``binary_sensor`` ``door``
 (device class ``lock``: on = unlocked), ``sensor`` ``last_person``, and ``event`` ``events`` (one event type per
-:data:`edge.events.EVENT_TYPES`, with person, distance and event id as attributes).
+:data:`edge.core.events.EVENT_TYPES`, with person, distance and event id as attributes).
 
-Delivery: :meth:`EventPublisher.publish_event` writes the event to the outbox first; one sender thread hands
-pending outbox messages, oldest first and at most ``max_unacked`` at a time, to the paho client while connected;
-the broker's PUBACK (``on_publish`` for that message id) removes the message from the outbox. The paho client
-itself resends what it was handed after a reconnect, so nothing is handed twice by one publisher; what is still
-in the outbox when the process ends is sent by the next one. That is at-least-once: receivers drop duplicates by
-event id. Commands, if enabled, arrive on paho's network thread and are passed to ``on_command(command)``, which
-must return quickly; a malformed, unknown, retained or disallowed command is logged, counted and ignored.
+Delivery: :meth:`~edge.mqtt.publisher.EventPublisher.publish_event` writes the event to the outbox first; one
+sender thread hands pending outbox messages, oldest first and at most ``max_unacked`` at a time, to the paho
+client while connected; the broker's PUBACK (``on_publish`` for that message id) removes the message from the
+outbox. The paho client itself resends what it was handed after a reconnect, so nothing is handed twice by one
+publisher; what is still in the outbox when the process ends is sent by the next one. That is at-least-once:
+receivers drop duplicates by event id. Commands, if enabled, arrive on paho's network thread and are passed to
+``on_command(command)``, which must return quickly; a malformed, unknown, retained or disallowed command is
+logged, counted and ignored.
+
+Modules (as in Home Assistant's own mqtt component): :mod:`edge.mqtt.const` every constant,
+:mod:`edge.mqtt.topics` the topic tree, :mod:`edge.mqtt.commands` command parsing, :mod:`edge.mqtt.discovery`
+the discovery messages (the last three pure), and :mod:`edge.mqtt.publisher` the paho client,
+:class:`~edge.mqtt.publisher.EventPublisher`. The names in ``__all__`` are importable from here too, lazily:
+``import edge.mqtt.const`` does not import paho.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+#: The public names, and the module each one lives in (imported on first use).
+_EXPORTS = {
+    "EventPublisher": "edge.mqtt.publisher",
+    "PublisherCounters": "edge.mqtt.publisher",
+    "Topics": "edge.mqtt.topics",
+    "COMMANDS": "edge.mqtt.const",
+    "Rejected": "edge.mqtt.commands",
+    "parse_command": "edge.mqtt.commands",
+    "discovery_messages": "edge.mqtt.discovery",
+}
 
-from edge.errors import FacegateError
-from edge.events import EVENT_TYPES, Event
-from edge.outbox import Outbox
-
-log = logging.getLogger(__name__)
-
-#: Commands understood on the command topic.
-COMMANDS = ("reload_store", "unlock")
-#: The door states an event implies: event type -> (state name, value).
-_EVENT_STATES = {"door_unlocked": ("door", "unlocked"), "door_locked": ("door", "locked")}
-_QOS = 1
-_HANDED_RC = (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)  # the client keeps the message in both cases
+__all__ = ["COMMANDS", "EventPublisher", "PublisherCounters", "Rejected", "Topics", "discovery_messages",
+           "parse_command"]
 
 
-@dataclass(frozen=True)
-class Topics:
-    """The topic tree of one device (see the module docstring)."""
-
-    base: str
-
-    @property
-    def events(self) -> str:
-        return f"{self.base}/events"
-
-    @property
-    def availability(self) -> str:
-        return f"{self.base}/availability"
-
-    @property
-    def command(self) -> str:
-        return f"{self.base}/command"
-
-    def state(self, name: str) -> str:
-        return f"{self.base}/state/{name}"
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
-@dataclass(frozen=True)
-class PublisherCounters:
-    """Since construction: outbox messages handed to the client and acknowledged by the broker, successful
-    connections, commands passed to ``on_command``, commands rejected (malformed, unknown, retained,
-    disallowed, or ``on_command`` raised), and events that could not even be queued (outbox closed)."""
-
-    sent: int = 0
-    acknowledged: int = 0
-    connects: int = 0
-    commands: int = 0
-    commands_rejected: int = 0
-    unqueued: int = 0
-
-
-def _topic_level(name: str, what: str) -> str:
-    if not name or any(c in name for c in "/+#\0"):
-        raise FacegateError(f"{what} must be one non-empty MQTT topic level without / + #, got {name!r}")
-    return name
-
-
-def _default_client(client_id: str) -> mqtt.Client:
-    return mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
-
-
-class EventPublisher:
-    """Publishes door events and states over MQTT, through a durable outbox. Thread-safe.
-
-    Args:
-        host, port: the broker (TLS brokers usually listen on 8883).
-        device_id: this door's id: one topic level (no ``/ + #``).
-        prefix: the first topic level(s) of the tree.
-        username, password: broker credentials (the password is never logged).
-        tls: use TLS; with no ``tls_ca`` the system's CA certificates are trusted.
-        tls_ca: CA certificate file; turns TLS on. tls_cert, tls_key: client certificate and key files.
-        outbox: where events wait for the broker's acknowledgement (opened and closed by the caller).
-        client_factory: ``client_factory(client_id) -> paho Client`` (VERSION2 callbacks); default paho's.
-        keepalive: seconds between pings; the broker sends the last will after 1.5 times this of silence.
-        client_id: the MQTT client id, default ``facegate-<device_id>``.
-        discovery_prefix: Home Assistant discovery prefix, or ``None`` for no discovery messages.
-        commands: subscribe to the command topic. allow_unlock: accept the ``unlock`` command.
-        on_command: called with the command name (on the network thread: return quickly).
-        reconnect_min_s, reconnect_max_s: reconnect back-off, doubling from min to max (whole seconds);
-            the max of 8 s bounds how long events wait once the broker is back.
-        max_unacked: outbox messages handed to the client and not yet acknowledged, at most.
-
-    Raises:
-        FacegateError: a bad topic level or an unusable TLS file.
-    """
-
-    def __init__(self, *, host: str, port: int = 1883, device_id: str, prefix: str = "facegate",
-                 username: str | None = None, password: str | None = None, tls: bool = False, tls_ca: str | None = None,
-                 tls_cert: str | None = None, tls_key: str | None = None, outbox: Outbox,
-                 client_factory: Callable[[str], mqtt.Client] | None = None, keepalive: int = 30,
-                 client_id: str | None = None, discovery_prefix: str | None = "homeassistant",
-                 commands: bool = False, allow_unlock: bool = False,
-                 on_command: Callable[[str], None] | None = None, reconnect_min_s: int = 1,
-                 reconnect_max_s: int = 8, max_unacked: int = 100):
-        self.device_id = _topic_level(device_id, "device_id")
-        for level in prefix.split("/"):
-            _topic_level(level, "every level of the prefix")
-        self.host, self.port, self.keepalive = host, port, keepalive
-        self.topics = Topics(f"{prefix}/{device_id}")
-        self.discovery_prefix = discovery_prefix
-        self.commands_enabled = commands
-        self.allow_unlock = allow_unlock
-        self.max_unacked = max_unacked
-        self._outbox = outbox
-        self._on_command = on_command
-
-        self._lock = threading.Lock()  # a leaf lock: never held while calling paho or the outbox writes
-        self._cond = threading.Condition(self._lock)
-        self._state_lock = threading.Lock()  # orders the retained state messages (taken before paho's locks)
-        self._connected = False
-        self._started = self._stopped = self._stopping = False
-        self._wake_sender = False
-        self._cursor = 0  # seq of the last outbox message handed to the client
-        self._handed: set[str] = set()  # event ids handed to the client, not yet acknowledged
-        self._mids: dict[int, str | None] = {}  # message id -> event id (None: not an outbox message)
-        self._early_acks: set[int] = set()  # PUBACKs that arrived before publish() returned their mid
-        self._states: dict[str, str] = {}
-        self._counts = dict.fromkeys(PublisherCounters.__dataclass_fields__, 0)
-        self._broker_down_logged = False
-        self._sender: threading.Thread | None = None
-
-        self._client = (client_factory or _default_client)(client_id or f"facegate-{device_id}")
-        self._client.on_log = self._on_log
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        if tls or tls_ca or tls_cert:
-            try:
-                self._client.tls_set(ca_certs=tls_ca, certfile=tls_cert, keyfile=tls_key)
-            except (OSError, ValueError) as err:
-                raise FacegateError(f"MQTT TLS files unusable (ca={tls_ca}, cert={tls_cert}): {err}") from None
-        self._client.will_set(self.topics.availability, "offline", qos=_QOS, retain=True)
-        self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)
-        self._client.on_connect = self._on_connect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
-        self._client.on_message = self._on_message
-
-    # -- the interface the daemon uses -----------------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        with self._lock:
-            return self._connected
-
-    @property
-    def counters(self) -> PublisherCounters:
-        with self._lock:
-            return PublisherCounters(**self._counts)
-
-    def start(self) -> None:
-        """Start connecting in the background (never blocks, even if the broker is down or unknown)."""
-        with self._lock:
-            if self._started:
-                raise FacegateError("the MQTT publisher was already started")
-            self._started = True
-        self._sender = threading.Thread(target=self._send_loop, name=f"mqtt-sender-{self.device_id}", daemon=True)
-        self._sender.start()
-        self._client.connect_async(self.host, self.port, keepalive=self.keepalive)
-        self._client.loop_start()
-        log.info("MQTT: connecting to %s:%d as %s", self.host, self.port, self.topics.base)
-
-    def publish_event(self, event: Event) -> None:
-        """Write ``event`` to the outbox, then let the sender publish it. Never raises on a storage failure."""
-        try:
-            self._outbox.put(event.id, self.topics.events, event.to_json(), _QOS, False)
-        except FacegateError as err:  # the outbox is closed: the event cannot even be queued
-            log.error("MQTT: event %s (%s) not queued: %s", event.id, event.type, err)
-            with self._lock:
-                self._counts["unqueued"] += 1
-        else:
-            self._wake()
-        if event.type == "recognized" and event.person:
-            self.set_state("last_person", event.person)
-        elif event.type in _EVENT_STATES:
-            self.set_state(*_EVENT_STATES[event.type])
-
-    def set_state(self, name: str, value: str) -> None:
-        """Publish ``value`` retained on ``state/<name>`` now if connected, and again after every reconnect."""
-        _topic_level(name, "a state name")
-        with self._state_lock:
-            with self._lock:
-                self._states[name] = str(value)
-                connected = self._connected
-            if connected:
-                self._send(self.topics.state(name), str(value), retain=True)
-
-    def flush(self, timeout: float) -> bool:
-        """Wait until the outbox is empty (every event acknowledged) or ``timeout`` seconds. True if empty."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self._outbox):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.1))
-        return True
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Flush (if connected), publish ``offline`` retained, disconnect. At most ~``timeout`` s; idempotent.
-
-        What is not acknowledged by then stays in the outbox for the next start.
-        """
-        with self._lock:
-            if not self._started or self._stopped:
-                return
-            self._stopped = True
-            connected = self._connected
-        deadline = time.monotonic() + timeout
-        if connected and not self.flush(timeout):
-            log.warning("MQTT: %d event(s) not acknowledged at stop; they stay in the outbox", len(self._outbox))
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._sender is not None:
-            self._sender.join(max(0.0, deadline - time.monotonic()))
-        info = self._send(self.topics.availability, "offline", retain=True) if self.connected else None
-        while info is not None and not info.is_published() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self._client.disconnect()
-        self._client.loop_stop()
-        with self._lock:
-            self._connected = False
-        log.info("MQTT: stopped (%d event(s) left in the outbox)", len(self._outbox))
-
-    # -- sending ---------------------------------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        with self._cond:
-            self._wake_sender = True
-            self._cond.notify_all()
-
-    def _send(self, topic: str, payload: str | bytes, *, retain: bool, qos: int = _QOS,
-              event_id: str | None = None) -> mqtt.MQTTMessageInfo | None:
-        """Hand one message to the client and remember its mid; None if the client refused it."""
-        try:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        except ValueError as err:
-            log.error("MQTT: cannot publish to %s: %s", topic, err)
-            return None
-        if info.rc not in _HANDED_RC:
-            log.warning("MQTT: publish to %s refused by the client: %s", topic, mqtt.error_string(info.rc))
-            return None
-        with self._lock:
-            acked_already = info.mid in self._early_acks
-            if acked_already:
-                self._early_acks.discard(info.mid)
-            else:
-                self._mids[info.mid] = event_id
-        if acked_already:
-            self._acknowledged(event_id)
-        return info
-
-    def _send_loop(self) -> None:
-        """The only thread that hands outbox messages to the client: oldest first, at most max_unacked."""
-        def ready() -> bool:
-            return self._stopping or (self._wake_sender and self._connected and len(self._handed) < self.max_unacked)
-
-        while True:
-            with self._cond:
-                if not self._cond.wait_for(ready, timeout=1.0):
-                    continue
-                if self._stopping:
-                    return
-                self._wake_sender = False
-                room = self.max_unacked - len(self._handed)
-                after = self._cursor
-            entries = self._outbox.pending(room, after=after)
-            for entry in entries:
-                with self._lock:
-                    if not self._connected or self._stopping:
-                        break  # the rest waits for the next connection (nothing is handed twice)
-                    self._handed.add(entry.event_id)
-                info = self._send(entry.topic, entry.payload, qos=entry.qos, retain=entry.retain,
-                                  event_id=entry.event_id)
-                with self._lock:
-                    if info is None:
-                        self._handed.discard(entry.event_id)
-                        break
-                    self._cursor = entry.seq
-                    self._counts["sent"] += 1
-            if len(entries) == room:  # there may be more: look again once there is room
-                self._wake()
-
-    def _acknowledged(self, event_id: str | None) -> None:
-        if event_id is None:
-            return
-        with self._cond:  # outbox and counters change together: flush() never sees one without the other
-            self._outbox.ack(event_id)
-            self._handed.discard(event_id)
-            self._counts["acknowledged"] += 1
-            self._cond.notify_all()
-
-    # -- paho callbacks (network thread) ---------------------------------------------------------------------
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("MQTT: %s:%d refused the connection: %s", self.host, self.port, reason_code)
-            return
-        self._send(self.topics.availability, "online", retain=True)
-        for topic, config in self._discovery_messages():
-            self._send(topic, json.dumps(config, sort_keys=True), retain=True)
-        with self._state_lock:  # no set_state between the snapshot and its sending: the newest value wins
-            with self._lock:
-                self._connected = True
-                self._broker_down_logged = False
-                self._counts["connects"] += 1
-                states = dict(self._states)
-            for name, value in states.items():
-                self._send(self.topics.state(name), value, retain=True)
-        log.info("MQTT: connected to %s:%d (%d event(s) pending)", self.host, self.port, len(self._outbox))
-        if self.commands_enabled:
-            client.subscribe(self.topics.command, qos=_QOS)
-        self._wake()
-
-    def _on_log(self, client, userdata, level, buf) -> None:
-        """paho's own log, under ``edge.mqtt.paho``; its per-retry 'not connected' errors as debug."""
-        paho_log = log.getChild("paho")
-        if level == mqtt.MQTT_LOG_ERR and "not connected" not in buf:
-            paho_log.error("%s", buf)
-        elif level == mqtt.MQTT_LOG_WARNING:
-            paho_log.warning("%s", buf)
-        else:
-            paho_log.debug("%s", buf)
-
-    def _on_connect_fail(self, client, userdata) -> None:
-        with self._lock:
-            first, self._broker_down_logged = not self._broker_down_logged, True
-        (log.warning if first else log.debug)("MQTT: cannot reach %s:%d; retrying with back-off", self.host, self.port)
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        with self._lock:
-            was, self._connected = self._connected, False
-            stopping = self._stopped
-        if was and not stopping:
-            log.warning("MQTT: connection to %s:%d lost (%s); reconnecting", self.host, self.port, reason_code)
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("MQTT: the broker refused message %d: %s", mid, reason_code)
-        with self._lock:
-            if mid not in self._mids:
-                self._early_acks.add(mid)
-                return
-            event_id = self._mids.pop(mid)
-        self._acknowledged(event_id)
-
-    def _on_message(self, client, userdata, message) -> None:
-        try:
-            command = self._parse_command(message)
-            if command is not None and self._on_command is not None:
-                self._on_command(command)
-        except Exception:  # never raise into paho's network thread
-            log.exception("MQTT: command handler failed")
-            self._reject_command("the handler raised")
-        else:
-            if command is not None:
-                with self._lock:
-                    self._counts["commands"] += 1
-
-    # -- commands and discovery ------------------------------------------------------------------------------
-
-    def _reject_command(self, why: str) -> None:
-        log.warning("MQTT: command ignored: %s", why)
-        with self._lock:
-            self._counts["commands_rejected"] += 1
-
-    def _parse_command(self, message) -> str | None:
-        """The command name of a valid, allowed command message, else None (rejected and counted)."""
-        if message.retain:
-            self._reject_command("retained commands are not acted on")
-            return None
-        try:
-            doc = json.loads(message.payload)
-        except (ValueError, UnicodeDecodeError):
-            self._reject_command(f"not JSON: {message.payload[:80]!r}")
-            return None
-        command = doc.get("command") if isinstance(doc, dict) else None
-        if command not in COMMANDS:
-            self._reject_command(f"unknown command in {message.payload[:80]!r}; known: {', '.join(COMMANDS)}")
-            return None
-        if command == "unlock" and not self.allow_unlock:
-            self._reject_command("unlock is not allowed on this device")
-            return None
-        log.info("MQTT: command %s", command)
-        return command
-
-    def _discovery_messages(self) -> list[tuple[str, dict]]:
-        """Home Assistant discovery: (config topic, config) for the door, last person and events entities."""
-        if self.discovery_prefix is None:
-            return []
-        node = "facegate_" + re.sub(r"[^A-Za-z0-9_-]", "_", self.device_id)
-        common = {
-            "availability_topic": self.topics.availability,
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "device": {"identifiers": [node], "name": f"facegate {self.device_id}", "manufacturer": "facegate",
-                       "model": "face-recognition door"},
-        }
-        entities = [
-            ("binary_sensor", "door", {"name": "Door", "state_topic": self.topics.state("door"),
-                                       "payload_on": "unlocked", "payload_off": "locked", "device_class": "lock"}),
-            ("sensor", "last_person", {"name": "Last person", "state_topic": self.topics.state("last_person"),
-                                       "icon": "mdi:account"}),
-            ("event", "events", {"name": "Door event", "state_topic": self.topics.events,
-                                 "event_types": list(EVENT_TYPES),
-                                 "value_template": "{{ {'event_type': value_json.type, 'person': value_json.person, "
-                                                   "'distance': value_json.distance, 'event_id': value_json.id}"
-                                                   " | to_json }}"}),
-        ]
-        return [(f"{self.discovery_prefix}/{component}/{node}/{obj}/config",
-                 {**common, **config, "unique_id": f"{node}_{obj}"})
-                for component, obj, config in entities]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
