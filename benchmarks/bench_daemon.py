@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from edge.cli import main as facegate  # noqa: E402
 from edge.config import load_config  # noqa: E402
-from edge.runner import run_door  # noqa: E402
+from edge.daemon.runner import run_door  # noqa: E402
 
 
 def frames_640x480(val: Path, out: Path) -> int:

@@ -65,7 +65,7 @@ def int8_model(weights_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def face_model(int8_model: Path, blazeface_short: Path):
     """The door's default pipeline: int8 FaceNet, short-range BlazeFace, margin 0.1, aligned crops."""
-    from edge.recognition import FaceModel
+    from edge.core.recognition import FaceModel
 
     return FaceModel.from_files(int8_model, blazeface_short, num_threads=2)
 
@@ -73,8 +73,8 @@ def face_model(int8_model: Path, blazeface_short: Path):
 @pytest.fixture(scope="session")
 def celebrity_db(face_model, photos_dir: Path) -> dict:
     """``name -> (k, d)`` encodings of every train photo with a detectable face (the course's dict)."""
+    from edge.core.recognition import img_to_encoding
     from edge.errors import NoFaceError
-    from edge.recognition import img_to_encoding
 
     db: dict[str, list] = {}
     for person, path in photo_paths(photos_dir, "train"):
@@ -85,3 +85,39 @@ def celebrity_db(face_model, photos_dir: Path) -> dict:
     import numpy as np
 
     return {name: np.stack(encs) for name, encs in db.items()}
+
+
+# -- the encoding store's tests (tests/test_store*.py) ------------------------------------------------------
+
+
+@pytest.fixture
+def rng():
+    """A seeded numpy generator: the same made-up encodings in every run."""
+    import numpy as np
+
+    return np.random.default_rng(7)
+
+
+@pytest.fixture
+def filled(tmp_path, rng):
+    """A closed store file with three people, 3 + 2 + 1 encodings; returns (path, {name: encodings})."""
+    from tests.store_helpers import open_store, unit
+
+    path = tmp_path / "store.db"
+    data = {"Ann": unit(rng, 3), "José Ñúñez": unit(rng, 2), "李小龍": unit(rng, 1)}
+    with open_store(path) as store:
+        for name, enc in data.items():
+            store.add(name, enc, sources=[f"{name}/{i}.jpg" for i in range(len(enc))],
+                      qualities=[10.0 + i for i in range(len(enc))])
+    return path, data
+
+
+# -- the config's tests (tests/test_config*.py) -----------------------------------------------------------
+
+
+@pytest.fixture
+def base_text(int8_model: Path, blazeface_short: Path, photos_dir: Path) -> str:
+    """A valid door config with the real model files (its line numbers: see tests/config_helpers.py)."""
+    from tests.config_helpers import BASE
+
+    return BASE.format(encoder=int8_model, detector=blazeface_short, photos=photos_dir / "val")

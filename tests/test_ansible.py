@@ -4,7 +4,7 @@ The target is this machine (``ansible_connection: local``) with ``facegate_root`
 temporary folder, and no user, OS packages, systemd or pip dependencies (``facegate_manage_*: false``,
 ``facegate_install_dependencies: false``): the facegate wheel built from this checkout is installed with
 ``--no-deps`` into a real venv. The models are the real ``weights/facenet_int8.tflite``, its card and the
-BlazeFace detector; the store is a real :class:`edge.store.EncodingStore` stamped with the card's sha256;
+BlazeFace detector; the store is a real :class:`edge.storage.store.EncodingStore` stamped with the card's sha256;
 the "broker" is a listening TCP socket, so the preflight's reachability check really connects.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from edge.config import load_config
-from edge.store import EncodingStore
+from edge.storage.store import EncodingStore
 
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"

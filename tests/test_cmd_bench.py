@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.cli import EXIT_ERROR, EXIT_OK
-from edge.cmd_bench import STAGES, synthetic_database, to_frame
+from edge.core.pipeline import STAGES
+from edge.errors import ExitCode
+from edge.eval.bench import synthetic_database, to_frame
 from tests.test_cmd_calibrate import run_cli
 
 
@@ -18,7 +19,7 @@ def models(int8_model, blazeface_short) -> list:
 def test_bench_reports_every_stage(photos_dir, models):
     code, records, _, err = run_cli("bench", "--photos", photos_dir / "val", "--frames", 3, "--people", 100,
                                     "--threads", 1, "--json", *models)
-    assert code == EXIT_OK, err
+    assert code == ExitCode.OK, err
     (r,) = records
     assert [x["threads"] for x in r["results"]] == [1]
     stages = r["results"][0]["stages"]
@@ -26,8 +27,8 @@ def test_bench_reports_every_stage(photos_dir, models):
     for stage, figures in stages.items():
         assert 0 < figures["p50"] <= figures["p95"], stage
     for stage in STAGES:  # each frame's total includes each of its stages, so every quantile does too
-        assert stages["frame"]["p50"] >= stages[stage]["p50"] and stages["frame"]["p95"] >= stages[stage]["p95"]
-    assert r["results"][0]["frame_to_encode"] == pytest.approx(stages["frame"]["p50"] / stages["encode"]["p50"])
+        assert stages["total"]["p50"] >= stages[stage]["p50"] and stages["total"]["p95"] >= stages[stage]["p95"]
+    assert r["results"][0]["frame_to_encode"] == pytest.approx(stages["total"]["p50"] / stages["encode"]["p50"])
     assert r["database"] == {"people": 100, "encodings": 500, "size": 128}
     assert r["frame_size"] == [640, 480] and 1 <= r["distinct_frames"] <= 25
     assert r["peak_rss_mb"] > 50
@@ -36,9 +37,9 @@ def test_bench_reports_every_stage(photos_dir, models):
 def test_bench_compares_thread_counts(photos_dir, models):
     code, records, text, _ = run_cli("bench", "--photos", photos_dir / "val", "--frames", 2, "--people", 10,
                                      "--thread-counts", 1, 2, *models)
-    assert code == EXIT_OK and records == []
+    assert code == ExitCode.OK and records == []
     assert "1 thread p50/p95 ms" in text and "2 threads p50/p95 ms" in text
-    assert "whole frame / encode (p50)" in text and "peak RSS" in text
+    assert "whole frame (total) / encode (p50)" in text and "peak RSS" in text
 
 
 def test_bench_needs_a_face_in_some_photo(tmp_path, models):
@@ -46,7 +47,7 @@ def test_bench_needs_a_face_in_some_photo(tmp_path, models):
 
     cv2.imwrite(str(tmp_path / "wall.jpg"), np.full((200, 300, 3), 90, np.uint8))
     code, _, _, err = run_cli("bench", "--photos", tmp_path, "--frames", 2, "--threads", 1, *models)
-    assert code == EXIT_ERROR and "no photo gave a frame with a detectable face" in err
+    assert code == ExitCode.ERROR and "no photo gave a frame with a detectable face" in err
 
 
 def test_frames_keep_the_photo_in_proportion():
@@ -59,7 +60,7 @@ def test_frames_keep_the_photo_in_proportion():
 
 
 def test_synthetic_database_is_unit_vectors_five_per_person():
-    names, matrix = synthetic_database(7, 128)
+    names, matrix = synthetic_database(7, 128).matrix()
     assert matrix.shape == (35, 128) and matrix.dtype == np.float32
     assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
     assert len(set(names)) == 7 and names.count(names[0]) == 5

@@ -3,6 +3,7 @@ and a real mosquitto for the events."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from edge.cli import EXIT_ERROR, EXIT_OK, main
+from edge.cli import main
 from edge.config import load_config
-from edge.runner import run_door
+from edge.daemon.runner import run_door
+from edge.errors import ExitCode
 from tests.conftest import REPO, photo_paths
 from tests.mosquitto import Mosquitto, Recorder, wait_until
 
@@ -103,7 +105,7 @@ def test_enrolled_people_get_in_and_the_stranger_does_not(door_dir, weights_dir,
 
 def test_a_stop_during_a_pulse_leaves_the_relay_off(door_dir, weights_dir, tmp_path):
     config = load_config(write_config(tmp_path / "door.toml", door_dir, weights_dir))
-    config.relay.pulse_seconds = 30.0  # a long pulse: only the stop can end it
+    config.relay = dataclasses.replace(config.relay, pulse_seconds=30.0)  # a long pulse: only the stop ends it
     stop = threading.Event()
     factory = MockFactory()
     events: list = []
@@ -119,6 +121,28 @@ def test_a_stop_during_a_pulse_leaves_the_relay_off(door_dir, weights_dir, tmp_p
     assert [e.type for e in events][-2:] == ["door_locked", "stopped"]
 
 
+def lines_until(proc: subprocess.Popen, marker: str, *, timeout: float) -> list[str]:
+    """``proc``'s output lines up to the first that holds ``marker``; kills it and fails after ``timeout`` s.
+
+    A looping replay never ends by itself: reading its output without a deadline would hang the suite.
+    """
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout):
+        proc.kill()
+        pytest.fail(f"no {marker!r} within {timeout} s; the last lines: {lines[-5:]}")
+    return lines
+
+
 def test_sigterm_during_a_pulse(door_dir, weights_dir, tmp_path):
     """The real command in its own process: SIGTERM right after an unlock -> door_locked, stopped, exit 0."""
     config = write_config(tmp_path / "door.toml", door_dir, weights_dir).read_text().replace(
@@ -126,13 +150,9 @@ def test_sigterm_during_a_pulse(door_dir, weights_dir, tmp_path):
     (tmp_path / "door.toml").write_text(config)
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(tmp_path / "door.toml")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    lines = []
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "door_unlocked" in line:
-                proc.send_signal(signal.SIGTERM)
-                break
+        lines = lines_until(proc, "door_unlocked", timeout=60)
+        proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -179,11 +199,11 @@ def test_events_reach_a_real_broker_with_the_documented_payloads(door_dir, weigh
 def test_a_bad_config_names_the_line_and_touches_no_relay(tmp_path, capsys, door_dir, weights_dir):
     config = write_config(tmp_path / "door.toml", door_dir, weights_dir).read_text()
     (tmp_path / "bad.toml").write_text(config.replace("pin = 17", "pin = 99\ncolour = 3"))
-    assert main(["check-config", str(tmp_path / "bad.toml")]) == EXIT_ERROR
+    assert main(["check-config", str(tmp_path / "bad.toml")]) == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "bad.toml:" in err and "relay.pin" in err and "colour" in err
-    assert main(["run", "--config", str(tmp_path / "bad.toml")]) == EXIT_ERROR
-    assert main(["check-config", str(tmp_path / "door.toml")]) == EXIT_OK
+    assert main(["run", "--config", str(tmp_path / "bad.toml")]) == ExitCode.ERROR
+    assert main(["check-config", str(tmp_path / "door.toml")]) == ExitCode.OK
 
 
 def test_max_frames_stops_the_loop(door_dir, weights_dir, tmp_path):
@@ -228,7 +248,7 @@ def test_systemd_hears_ready_and_stopping(door_dir, weights_dir, tmp_path, monke
     monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     try:
-        run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir), max_frames=20)
+        run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir), max_frames=40)
         messages = []
         server.settimeout(0.5)
         try:
@@ -241,4 +261,5 @@ def test_systemd_hears_ready_and_stopping(door_dir, weights_dir, tmp_path, monke
     assert messages[0] == "WATCHDOG=1"  # the loop pings before the first frame
     ready = [m for m in messages if m.startswith("READY=1")]
     assert len(ready) == 1 and messages[-1] == "STOPPING=1"
-    assert messages.index(ready[0]) < len(messages) - 1
+    # the loop goes on pinging while it watches the door (40 frames take well over the 0.1 s between pings)
+    assert "WATCHDOG=1" in messages[messages.index(ready[0]) + 1:-1]

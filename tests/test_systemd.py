@@ -22,7 +22,8 @@ import tomllib
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from edge.cli import build_parser, main
+from edge.cli import main
+from edge.cli.app import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "facegate.service"
@@ -86,8 +87,8 @@ def test_notify_watchdog_and_restart(unit):
     assert one(unit, "NotifyAccess") == "main"
     assert int(one(unit, "WatchdogSec")) == 30
     assert int(one(unit, "TimeoutStartSec")) >= 30  # model loading and the first frame before READY=1
-    # SIGTERM: the daemon flushes the outbox for at most 5 s (edge.runner.FLUSH_SECONDS) before it exits
-    from edge.runner import FLUSH_SECONDS
+    # SIGTERM: the daemon flushes the outbox for at most 5 s (edge.daemon.runner.FLUSH_SECONDS) before it exits
+    from edge.daemon.runner import FLUSH_SECONDS
 
     assert int(one(unit, "TimeoutStopSec")) > FLUSH_SECONDS
     assert one(unit, "Restart") == "on-failure"

@@ -16,67 +16,29 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edge.cli import EXIT_OK
-
-if TYPE_CHECKING:
-    from edge.config import RelaySection
+from edge.cli.context import CliEnv
+from edge.errors import ExitCode
 
 log = logging.getLogger(__name__)
 
 
-def add_parsers(sub) -> list[argparse.ArgumentParser]:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("relay-off", help="switch the door relay off and exit",
                        description="Open the relay pin of the door config driven off, release it and exit 0 "
                        "(systemd's ExecStopPost= after the daemon exits, however it exits). Only [relay] is "
                        "needed: problems elsewhere in the config are warnings here.")
     p.add_argument("--config", type=Path, required=True, help="the door's TOML config")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.set_defaults(func=relay_off, json=False)
-    return []  # no model or store options: nothing but the relay is opened
+    p.set_defaults(func=run)
+    return p  # no model or store options: nothing but the relay is opened
 
 
-def relay_section(path: str | os.PathLike) -> RelaySection:
-    """The ``[relay]`` settings of the door config at ``path``.
-
-    The whole file is checked (secrets not read); if it has problems, the ``[relay]`` table alone is, and the
-    other problems are logged as a warning.
-
-    Raises:
-        ConfigError: the file cannot be read, is not TOML, or its ``[relay]`` table is invalid (the message is the
-            whole file's problems, one per line).
-    """
-    from edge.config import ConfigError, load_config
-
-    try:
-        return load_config(path, read_secrets=False).relay
-    except ConfigError as err:
-        relay = _relay_table(path)
-        if relay is None:
-            raise
-        log.warning("%s has problems outside [relay] (%s); switching the relay off anyway", path,
-                    "; ".join(err.problems))
-        return relay
-
-
-def _relay_table(path: str | os.PathLike) -> RelaySection | None:
-    """``[relay]`` of the TOML file at ``path`` checked on its own, or ``None`` if that is not possible."""
-    from pydantic import ValidationError
-
-    from edge.config import RelaySection, tomllib  # tomllib, or tomli on Python 3.10
-
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        return RelaySection.model_validate(data.get("relay"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError):
-        return None
-
-
-def relay_off(args, env) -> int:
-    from edge.relay import DoorRelay
-    from edge.runner import pin_factory_named
+def run(args: argparse.Namespace, env: CliEnv) -> int:
+    from edge.config.relay_reader import relay_section
+    from edge.devices.pins import pin_factory_named
+    from edge.devices.relay import DoorRelay
 
     relay = relay_section(args.config)
     # gpiozero drives the pin off as it opens it (initial_value=False), whatever state a dead process left it in.
@@ -87,10 +49,10 @@ def relay_off(args, env) -> int:
     after = _service_result(os.environ)
     print(f"relay on pin {relay.pin} switched off (driven {level}, active_{'high' if relay.active_high else 'low'}) "
           f"and released{after}", file=env.stdout, flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _service_result(environ) -> str:
+def _service_result(environ: Mapping[str, str]) -> str:
     """``" after the service's <result> (<code> <status>)"`` from systemd's ExecStopPost= variables, or ``""``."""
     result = environ.get("SERVICE_RESULT")
     if not result:

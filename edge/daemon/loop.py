@@ -1,4 +1,4 @@
-"""The door daemon: camera frame -> faces -> encodings -> who_is_it -> decision -> relay, and events.
+"""The door daemon's loop: camera frame -> face pipeline -> decision -> relay, and events.
 
 The loop always works on the newest frame. Every fault ends with the relay off: the relay is off before
 the camera opens, a pulse switches itself off, and every way out of :meth:`DoorDaemon.run` (a signal, an
@@ -10,17 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.crop import largest_face
-from edge.decision import DoorDecider, Sighting
-from edge.errors import FacegateError
-from edge.events import Event
-from edge.recognition import database_matrix, nearest
+from edge.core.decision import DoorDecider, Sighting
+from edge.core.events import Event
+from edge.core.gallery import START_DISTANCE
+from edge.errors import EndOfStream, FacegateError
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +42,23 @@ class Counters:
             series.append(ms)
 
 
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    """Record the milliseconds the block took as ``timings[stage]`` (also when it raises)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = (time.perf_counter() - start) * 1000
-
-
 class DoorDaemon:
     """Runs the door. Every collaborator is passed in (opened by the caller, closed by the caller).
 
     Args:
         device_id: this door's id, in every event.
-        camera: has ``read_latest(timeout) -> Frame | None`` (see :mod:`edge.camera`).
-        model: an :class:`edge.recognition.FaceModel`.
-        store: an :class:`edge.store.EncodingStore` (or any ``matrix()`` provider).
-        relay: a :class:`edge.relay.DoorRelay`.
-        decider: a :class:`edge.decision.DoorDecider`.
+        camera: has ``read_latest(timeout) -> Frame | None`` (see :mod:`edge.devices.camera.resilient`).
+        model: an :class:`edge.core.recognition.FaceModel`; each frame goes through its one face pipeline
+            (:mod:`edge.core.pipeline`), the same that ``facegate bench`` times.
+        store: an :class:`edge.storage.store.EncodingStore` (or any ``matrix()`` provider).
+        relay: a :class:`edge.devices.relay.DoorRelay`.
+        decider: a :class:`edge.core.decision.DoorDecider`.
         publish: called with every :class:`Event` (MQTT, the terminal, a test's list).
-        notifier: a :class:`edge.sdnotify.SystemdNotifier` or ``None``; ``READY=1`` goes out with the
+        notifier: a :class:`edge.devices.sdnotify.SystemdNotifier` or ``None``; ``READY=1`` goes out with the
             first frame (everything is open then), ``WATCHDOG=1`` from the loop, ``STOPPING=1`` at the end.
-        door_inputs, door_monitor: :class:`edge.relay.DoorInputs` and :class:`edge.relay.DoorMonitor` for
-            door-held-open and door-forced alarms, or ``None`` without a door contact.
+        door_inputs, door_monitor: :class:`edge.devices.inputs.DoorInputs` and
+            :class:`edge.core.door_monitor.DoorMonitor` for door-held-open and door-forced alarms, or ``None``
+            without a door contact.
         frame_timeout: seconds to wait for a frame before checking the stop flag again.
         clock: monotonic seconds.
     """
@@ -102,8 +92,6 @@ class DoorDaemon:
 
     def run(self, stop: threading.Event, *, max_frames: int | None = None) -> Counters:
         """Run until ``stop`` is set (or ``max_frames`` frames were processed); the relay is off after."""
-        from edge.camera import EndOfStream
-
         ready = False
         try:
             self.relay.force_off()
@@ -150,23 +138,11 @@ class DoorDaemon:
             self._last_watchdog = now
 
     def process(self, image: np.ndarray, *, now: float) -> None:
-        """One frame: ``(H, W, 3)`` uint8 RGB taken at monotonic time ``now``."""
+        """One frame: ``(H, W, 3)`` uint8 RGB taken at monotonic time ``now``, through the face pipeline."""
         self.counters.frames += 1
         timings: dict[str, float] = {}
         try:
-            with _timed(timings, "total"):
-                with _timed(timings, "detect"):
-                    face = largest_face(self.model.detector.detect(image))
-                if face is None:
-                    self.decider.no_face(now)
-                    return
-                self.counters.faces += 1
-                with _timed(timings, "crop"):
-                    crop = self.model.crop(image, face)
-                with _timed(timings, "encode"):
-                    encoding = self.model.encoder.encode(crop)[0]
-                with _timed(timings, "search"):
-                    dist, closest = nearest(encoding, *database_matrix(self.store))
+            analysis = self.model.analyse(image, database=self.store, timings=timings)
         except FacegateError as exc:
             self.counters.frame_errors += 1
             log.warning("frame %d skipped: %s", self.counters.frames, exc)
@@ -174,9 +150,15 @@ class DoorDaemon:
         finally:
             for stage, ms in timings.items():
                 self.counters.add_timing(stage, ms)
-        identity = closest if dist <= self.model.threshold else None
+        face = analysis.face
+        if face is None:
+            self.decider.no_face(now)
+            return
+        self.counters.faces += 1
+        dist = analysis.distance if analysis.distance is not None else START_DISTANCE
+        identity = analysis.closest if self.model.accepts(dist) else None
         decision = self.decider.observe(Sighting(now, identity, dist, face.size))
-        rounded = {k: round(v, 2) for k, v in timings.items()}
+        rounded = {k: round(v, 2) for k, v in timings.items() if k != "decode"}
         if decision.unlock is not None:
             self.counters.recognized += 1
             self.event("recognized", person=decision.unlock, distance=round(dist, 4), timings_ms=rounded)
@@ -185,4 +167,4 @@ class DoorDaemon:
         elif decision.report_unknown:
             self.counters.unknown += 1
             self.event("unknown", distance=round(dist, 4), timings_ms=rounded,
-                       detail={"closest": closest, "face_px": round(face.size, 1)})
+                       detail={"closest": analysis.closest, "face_px": round(face.size, 1)})

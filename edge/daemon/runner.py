@@ -11,27 +11,20 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
-from edge.config import Config
-from edge.daemon import Counters, DoorDaemon
-from edge.decision import DoorDecider
-from edge.events import Event
+from edge.config import Config, MqttSection
+from edge.core.decision import DoorDecider
+from edge.core.events import Event
+from edge.daemon.loop import Counters, DoorDaemon
 
 log = logging.getLogger(__name__)
 
 #: How long shutdown waits for the broker to acknowledge pending events (they stay in the outbox after).
 FLUSH_SECONDS = 5.0
-
-
-def pin_factory_named(name: str):
-    """The gpiozero pin factory a config's ``relay.pin_factory`` names: ``None`` is the board's own."""
-    if name == "mock":
-        from gpiozero.pins.mock import MockFactory
-
-        return MockFactory()
-    return None  # gpiozero's default: the board's own pins
 
 
 def format_event(event: Event) -> str:
@@ -46,8 +39,9 @@ def format_event(event: Event) -> str:
     return "  ".join(parts).rstrip()
 
 
-def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory=None, max_frames: int | None = None,
-             echo: TextIO | None = sys.stdout, extra_sink=None, handle_signals: bool = True) -> Counters:
+def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory: Any = None,
+             max_frames: int | None = None, echo: TextIO | None = sys.stdout,
+             extra_sink: Callable[[Event], None] | None = None, handle_signals: bool = True) -> Counters:
     """Open the camera, model, store, relay and MQTT from ``config`` and run the door until stopped.
 
     Args:
@@ -58,14 +52,17 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         echo: where each event is printed as a line (``None``: nowhere).
         extra_sink: also called with every event (tests).
     """
-    from edge.camera import ResilientCamera
-    from edge.recognition import FaceModel
-    from edge.relay import DoorInputs, DoorMonitor, DoorRelay
-    from edge.sdnotify import SystemdNotifier
-    from edge.store import EncodingStore
+    from edge.core.door_monitor import DoorMonitor
+    from edge.core.recognition import FaceModel
+    from edge.devices.camera.resilient import ResilientCamera
+    from edge.devices.inputs import DoorInputs
+    from edge.devices.pins import pin_factory_named
+    from edge.devices.relay import DoorRelay
+    from edge.devices.sdnotify import SystemdNotifier
+    from edge.storage.store import EncodingStore
 
     stop = stop or threading.Event()
-    sinks = []
+    sinks: list[Callable[[Event], None]] = []
     daemon_ref: list[DoorDaemon] = []
 
     def publish(event: Event) -> None:
@@ -94,7 +91,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         store = stack.enter_context(EncodingStore(config.store.path, model_sha256=model.model_sha256,
                                                   embedding_size=model.embedding_size, create=True))
         if config.mqtt is not None:
-            publisher = _open_publisher(config, stack, stop, relay)
+            publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, relay)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
@@ -127,12 +124,11 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
             _restore_signal_handlers(previous)
 
 
-def _open_publisher(config: Config, stack: ExitStack, stop: threading.Event, relay):
-    from edge.mqtt import EventPublisher
-    from edge.outbox import Outbox
+def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack, relay: Any) -> Any:
+    from edge.mqtt.publisher import EventPublisher
+    from edge.storage.outbox import Outbox
 
-    m = config.mqtt
-    outbox = stack.enter_context(Outbox(m.outbox_path))
+    outbox = stack.enter_context(Outbox(m.outbox_path or store_path.with_name("outbox.sqlite")))
 
     def on_command(command: str) -> None:
         if command == "unlock" and m.allow_unlock_command:
@@ -142,7 +138,7 @@ def _open_publisher(config: Config, stack: ExitStack, stop: threading.Event, rel
             log.info("reload_store: the store is re-read whenever it changes; nothing to do")
 
     publisher = EventPublisher(
-        host=m.host, port=m.port, device_id=config.device.id, prefix=m.prefix, username=m.username,
+        host=m.host, port=m.port, device_id=device_id, prefix=m.prefix, username=m.username,
         password=m.password.get_secret_value() if m.password is not None else None, tls=m.tls,
         tls_ca=str(m.tls_ca) if m.tls_ca else None, tls_cert=str(m.tls_cert) if m.tls_cert else None,
         tls_key=str(m.tls_key) if m.tls_key else None, outbox=outbox,
