@@ -2,16 +2,18 @@
 
 It times :meth:`edge.core.pipeline.FacePipeline.analyse`, the call the door daemon makes for every camera frame,
 on real photos turned into 640x480 JPEG frames (see :mod:`edge.eval.bench`): decode, detect, crop, encode, search
-(1:N over ``--people`` x 5 random unit vectors) and the whole call (``total``). The models are opened anew for
-each thread count (the TFLite runtime fixes its threads when a model is opened). Times are wall-clock
-milliseconds, median (p50) and 95th percentile (p95).
+(1:N over a real store file of ``--people`` x 5 random unit vectors) and the whole call (``total``). The models
+are opened anew for each thread count (the TFLite runtime fixes its threads when a model is opened). Times are
+wall-clock milliseconds, median (p50) and 95th percentile (p95).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from edge.cli.context import CliEnv, default_models_dir
@@ -56,7 +58,7 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace, env: CliEnv) -> int:
     from edge.core.pipeline import STAGES
     from edge.core.recognition import FaceModel
-    from edge.eval.bench import FRAME_SIZE, JPEG_QUALITY, bench_pipeline, camera_frames, peak_rss_mb, synthetic_database
+    from edge.eval.bench import FRAME_SIZE, JPEG_QUALITY, bench_pipeline, camera_frames, peak_rss_mb, synthetic_store
     from edge.eval.photos import image_files
     from edge.eval.progress import Progress
 
@@ -70,20 +72,23 @@ def run(args: argparse.Namespace, env: CliEnv) -> int:
     paths = image_files(root)
     frames: list[bytes] = []
     results = []
-    database = None
-    with Progress(args.frames * len(counts), "bench", enabled=not env.json) as bar:
+    with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp, contextlib.ExitStack() as stack, \
+            Progress(args.frames * len(counts), "bench", enabled=not env.json) as bar:
+        database = None
         for threads in counts:
             model = FaceModel.from_files(env.model_path(), env.detector_path(), num_threads=threads,
                                          margin=args.margin, align=args.align, threshold=args.threshold)
-            if not frames:
+            if database is None:
                 frames = camera_frames(paths, model)
-                database = synthetic_database(args.people, model.embedding_size)
+                database = stack.enter_context(synthetic_store(Path(tmp) / "store.db", args.people,
+                                                               model_sha256=model.model_sha256,
+                                                               size=model.embedding_size))
             stages = bench_pipeline(model, frames, database, count=args.frames, warmup=args.warmup, progress=bar)
             results.append({"threads": threads, "stages": stages,
                             "frame_to_encode": stages["total"]["p50"] / stages["encode"]["p50"]})
-    if database is None:  # no thread count: argparse asks for at least one
-        raise ValueError("no thread count to time")
-    names, matrix = database.matrix()
+        if database is None:  # no thread count: argparse asks for at least one
+            raise ValueError("no thread count to time")
+        names, matrix = database.matrix()
     record = {
         "command": "bench", "photos": str(root), "frames": args.frames, "distinct_frames": len(frames),
         "frame_size": list(FRAME_SIZE), "jpeg_quality": JPEG_QUALITY,

@@ -4,7 +4,7 @@ Frames are made from real photos: each photo scaled to fit a 640x480 camera fram
 rest black) and JPEG-encoded in memory, so decoding is measured as a camera's MJPEG stream needs it. Only
 frames in which the detector finds a face are used, so every frame runs every stage. Each frame goes through
 :meth:`edge.core.pipeline.FacePipeline.analyse`, the very call the door daemon makes for each camera frame;
-the search runs over a synthetic store of random unit vectors. The stages are those of
+the search runs over a real store file of random unit vectors (:func:`synthetic_store`). The stages are those of
 :data:`edge.core.pipeline.STAGES` (``total`` is the whole call, decode included).
 """
 
@@ -24,6 +24,7 @@ from edge.core.images import load_image
 from edge.core.pipeline import STAGES
 from edge.core.timing import percentiles
 from edge.errors import FacegateError, ImageError
+from edge.storage.store import EncodingStore
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,16 @@ def synthetic_database(people: int, size: int, *, seed: int = 0) -> Gallery:
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     names = [f"person{i:06d}" for i in range(people) for _ in range(ENCODINGS_PER_PERSON)]
     return Gallery(names, matrix)
+
+
+def synthetic_store(path: Path, people: int, *, model_sha256: str, size: int, seed: int = 0) -> EncodingStore:
+    """A real encoding store file at ``path`` holding :func:`synthetic_database`: the door searches a store, and
+    its search stage includes the store's check for changes by other processes (``PRAGMA data_version``)."""
+    names, matrix = synthetic_database(people, size, seed=seed).matrix()
+    store = EncodingStore(path, model_sha256=model_sha256, embedding_size=size, create=True)
+    for start in range(0, len(names), ENCODINGS_PER_PERSON):
+        store.add(names[start], matrix[start:start + ENCODINGS_PER_PERSON])
+    return store
 
 
 def time_frame(pipeline, jpeg: bytes, database) -> dict[str, float]:
