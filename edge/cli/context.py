@@ -41,7 +41,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector", type=Path, help="a BlazeFace .tflite file (overrides --range)")
     g.add_argument("--store", type=Path, default=None, help="the encoding store (default: $FACEGATE_STORE or "
                    "./facegate-store.db)")
-    g.add_argument("--threshold", type=float, help="distance threshold (default: the one in the model's card)")
+    g.add_argument("--threshold", type=float, help="distance threshold, used as it is (default for 1:N: derived from "
+                   "the model's reference strangers for --target-fpir at the number enrolled; for 1:1 and "
+                   "enrolment: the model card's)")
+    g.add_argument("--target-fpir", type=float, default=0.005, metavar="RATE",
+                   help="1:N: share of strangers that may be let in, 0..0.2 (default %(default)s = 0.5%%)")
     g.add_argument("--margin", type=float, default=0.1, help="face crop margin (default 0.1)")
     g.add_argument("--no-align", dest="align", action="store_false", help="do not level the eyes")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the models (default: all)")
@@ -80,14 +84,32 @@ class CliEnv:
     def store(self, *, create: bool = False) -> Any:
         """The :class:`edge.storage.store.EncodingStore`, stamped with the model in use (opened once)."""
         if self._store is None:
-            from edge.core.modelcard import ModelCard
             from edge.storage.store import EncodingStore
 
-            card = self._model.encoder.card if self._model is not None else ModelCard.for_model(self.model_path())
+            card = self.card()
             store = self.args.store if self.args.store is not None else default_store()
             self._store = EncodingStore(store, model_sha256=card.sha256, embedding_size=card.embedding_size,
                                         create=create)
         return self._store
+
+    def card(self) -> Any:
+        """The :class:`edge.core.modelcard.ModelCard` of the model in use (of the opened model, if any)."""
+        if self._model is not None:
+            return self._model.encoder.card
+        from edge.core.modelcard import ModelCard
+
+        return ModelCard.for_model(self.model_path())
+
+    def open_set(self) -> Any:
+        """The store's people as templates, with the 1:N threshold in force (:mod:`edge.core.openset`)."""
+        from edge.core.openset import OpenSetGallery
+
+        if not 0 < self.args.target_fpir < 0.2:
+            from edge.errors import FacegateError
+
+            raise FacegateError(f"--target-fpir must be above 0 and below 0.2, got {self.args.target_fpir}")
+        return OpenSetGallery.for_card(self.store(), self.card(), target_fpir=self.args.target_fpir,
+                                       override=self.args.threshold)
 
     def emit(self, record: dict, text: str) -> None:
         """One result: a JSON line with ``--json``, else the human-readable ``text``."""

@@ -11,9 +11,10 @@ from edge.errors import ExitCode, FacegateError, NoFaceError
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     i = sub.add_parser("identify", help="who is in each photo? (1:K against everyone enrolled)",
-                       description="For each photo: the closest enrolled person and the distance, or 'not in "
-                       "the database' when the closest is farther than the threshold. Several faces: the "
-                       "largest, or every face with --all-faces.")
+                       description="For each photo: the closest enrolled person (their template: the mean of "
+                       "their encodings) and the distance, or 'not in the database' when it is farther than the "
+                       "1:N threshold in force (derived for --target-fpir at the number enrolled, see 'facegate "
+                       "people list'). Several faces: the largest, or every face with --all-faces.")
     i.add_argument("photos", nargs="+", type=Path)
     i.add_argument("--all-faces", action="store_true", help="report every face of a photo, not the largest")
     i.set_defaults(func=run)
@@ -21,17 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, env: CliEnv) -> int:
-    from edge.core.gallery import Gallery, nearest
+    from edge.core.gallery import nearest
 
     model = env.face_model()
-    gallery = Gallery.of(env.store())
+    gallery = env.open_set()
+    threshold = gallery.threshold
     codes = []
     for photo in args.photos:
         try:
             if args.all_faces:
                 found = [(f.box, e) for f, e in model.encode_faces(photo)]
             else:
-                analysis = model.analyse(photo)
+                analysis = model.analyse(photo)  # matched below, once per face
                 found = [] if analysis.encoding is None else [(None, analysis.encoding)]
             if not found:
                 raise NoFaceError("no face found")
@@ -41,12 +43,12 @@ def run(args: argparse.Namespace, env: CliEnv) -> int:
             continue
         for box, encoding in found:
             dist, closest = nearest(encoding, *gallery.matrix())
-            identity = closest if model.accepts(dist) else None
+            identity = closest if gallery.accepts(dist) else None
             record = {"photo": str(photo), "identity": identity, "distance": round(dist, 4),
-                      "threshold": model.threshold, "closest": closest}
+                      "threshold": threshold.value, "threshold_source": threshold.source, "closest": closest}
             if box is not None:
                 record["box"] = [round(float(v), 1) for v in box]
             shown = identity if identity is not None else "not in the database"
-            env.emit(record, f"{photo}: {shown} (distance {dist:.3f}, threshold {model.threshold:.3f})")
+            env.emit(record, f"{photo}: {shown} (distance {dist:.3f}, {threshold.describe()})")
             codes.append(ExitCode.OK if identity is not None else ExitCode.REFUSED)
     return worst(codes)

@@ -39,8 +39,12 @@ def run(args: argparse.Namespace, env: CliEnv) -> int:
             env.emit({"name": person.name, "encodings": person.encodings, "added": person.added,
                       "updated": person.updated},
                      f"{person.name:30s} {person.encodings:3d} encoding(s)  added {person.added}")
-        if not env.json:
-            print(f"{len(people)} people, model {store.model_sha256[:12]}", file=env.stdout)
+        threshold = env.open_set().threshold
+        if env.json:
+            env.emit({"people": len(people), "model": store.model_sha256, "threshold": threshold.as_dict()}, "")
+        else:
+            print(f"{len(people)} people, model {store.model_sha256[:12]}; 1:N {threshold.describe()}",
+                  file=env.stdout)
     elif action == "remove":
         (name,) = _operands(args, 1, "remove NAME")
         removed = store.remove(name)

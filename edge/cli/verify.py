@@ -25,10 +25,11 @@ def run(args: argparse.Namespace, env: CliEnv) -> int:
     from edge.core.recognition import verify
 
     model = env.face_model()
-    name = check_name(args.name)
+    person = env.store().person(check_name(args.name))  # found by name key: case, spaces, Unicode form
+    if person is None:
+        raise UnknownPersonError(f"{check_name(args.name)!r} is not enrolled")
+    name = person.name
     gallery = Gallery.of(env.store())
-    if name not in set(gallery.matrix()[0]):
-        raise UnknownPersonError(f"{name!r} is not enrolled")
     codes = []
     for photo in args.photos:
         try:

@@ -21,8 +21,16 @@ class RecognitionSection(Section):
     """How a face becomes a decision (see :class:`edge.core.decision.DoorDecider`)."""
 
     threshold: Annotated[float, Field(gt=0, le=2)] | None = Field(
-        None, description="L2 distance (0..2) at or below which a face is that person; default: the value "
-                          "measured for the encoder and written in its model card.")
+        None, description="L2 distance (0..2) at or below which a face is that person (its template), used as "
+                          "it is. Default: derived at the door from the model's reference strangers for "
+                          "target_fpir at the number of people enrolled, never above the model card's.")
+    fuse_frames: bool = Field(True, description="Before an unlock, fuse the frames that voted (the mean of their "
+                                                "encodings) and match once more: the door opens only if the fused "
+                                                "face is that person too.")
+    target_fpir: float = Field(0.005, gt=0, lt=0.2,
+                               description="Share of strangers the door may let in (0.005 = 0.5%): the 1:N "
+                                           "threshold is derived for it at the number of people enrolled and "
+                                           "tightens as the store grows (see edge.core.openset).")
     margin: float = Field(0.1, ge=0, le=1, description="Crop margin around the face box, as a fraction of its size. "
                                                        "Must match the one the store's encodings were made with.")
     align: bool = Field(True, description="Rotate each face so the eyes are level before encoding "

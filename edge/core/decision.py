@@ -10,17 +10,22 @@ unlock while they walk through). Unknown faces are reported at most once per
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sighting:
-    """One frame's verdict on its largest face: who (``None`` = not in the database), how far, how big."""
+    """One frame's verdict on its largest face: who (``None`` = not in the database), how far, how big, and the
+    face's ``(d,)`` encoding (for fusing the frames of one approach)."""
 
     time: float  # seconds, monotonic
     identity: str | None
     distance: float
     face_px: float
+    encoding: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,12 @@ class DoorDecider:
         self._last_unlock: dict[str, float] = {}
         self._last_unknown_report = float("-inf")
 
-    def observe(self, sighting: Sighting) -> Decision:
-        """Take one frame's sighting and say what to do."""
+    def observe(self, sighting: Sighting, *, confirm: Callable[[list[Sighting]], bool] | None = None) -> Decision:
+        """Take one frame's sighting and say what to do.
+
+        ``confirm`` is asked about the winning frames before an unlock (the daemon fuses their encodings and
+        matches once more); ``False`` unlocks nothing, starts no cooldown and keeps the frames.
+        """
         if sighting.face_px < self.min_face_px:
             return Decision()  # too far away to decide anything: neither a vote nor an unknown
         self._recent.append(sighting)
@@ -65,6 +74,8 @@ class DoorDecider:
             return Decision()
         last = self._last_unlock.get(sighting.identity, float("-inf"))
         if sighting.time - last < self.cooldown_seconds:
+            return Decision()
+        if confirm is not None and not confirm(votes):
             return Decision()
         self._last_unlock[sighting.identity] = sighting.time
         self._recent.clear()

@@ -30,6 +30,7 @@ import numpy as np
 from edge.core.detect import Face, FaceDetector
 from edge.core.encoder import FaceEncoder
 from edge.core.gallery import START_DISTANCE, database_matrix, nearest
+from edge.core.openset import DEFAULT_TARGET_FPIR, OpenSetGallery
 from edge.core.pipeline import Analysis, FacePipeline
 from edge.errors import ModelCardError, NoFaceError, UnknownPersonError
 
@@ -106,6 +107,12 @@ class FaceModel:
     def accepts(self, distance: float | None) -> bool:
         """Whether a 1:N match at ``distance`` is close enough: ``distance <= threshold`` (who_is_it's rule)."""
         return distance is not None and self.threshold is not None and distance <= self.threshold
+
+    def open_set(self, database: Any, *, target_fpir: float = DEFAULT_TARGET_FPIR,
+                 override: float | None = None) -> OpenSetGallery:
+        """``database``'s people as templates, with the 1:N threshold derived from this model's reference
+        strangers for ``target_fpir`` (see :mod:`edge.core.openset`); ``override`` replaces the derivation."""
+        return OpenSetGallery.for_card(database, self.encoder.card, target_fpir=target_fpir, override=override)
 
     def verifies(self, distance: float) -> bool:
         """Whether a 1:1 comparison at ``distance`` accepts the claimed person: ``distance < threshold`` (verify's)."""

@@ -17,7 +17,9 @@ import numpy as np
 
 from edge.core.decision import DoorDecider, Sighting
 from edge.core.events import Event
-from edge.core.gallery import START_DISTANCE
+from edge.core.gallery import START_DISTANCE, nearest
+from edge.core.openset import Threshold
+from edge.core.preprocess import l2_normalize
 from edge.errors import EndOfStream, FacegateError
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class Counters:
     unlocks: int = 0
     frame_errors: int = 0
     camera_faults: int = 0
+    matched: int = 0  # frames whose face was within the threshold of someone (a vote)
+    fusion_refused: int = 0  # approaches whose frames voted for someone, whose fused face did not match
     timings_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def add_timing(self, stage: str, ms: float, *, keep: int = 10_000) -> None:
@@ -50,7 +54,8 @@ class DoorDaemon:
         camera: has ``read_latest(timeout) -> Frame | None`` (see :mod:`edge.devices.camera.resilient`).
         model: an :class:`edge.core.recognition.FaceModel`; each frame goes through its one face pipeline
             (:mod:`edge.core.pipeline`), the same that ``facegate bench`` times.
-        store: an :class:`edge.storage.store.EncodingStore` (or any ``matrix()`` provider).
+        gallery: the enrolled people as an :class:`edge.core.openset.OpenSetGallery` (templates of the store,
+            and the 1:N threshold in force for them).
         relay: a :class:`edge.devices.relay.DoorRelay`.
         decider: a :class:`edge.core.decision.DoorDecider`.
         publish: called with every :class:`Event` (MQTT, the terminal, a test's list).
@@ -61,15 +66,18 @@ class DoorDaemon:
             without a door contact.
         frame_timeout: seconds to wait for a frame before checking the stop flag again.
         clock: monotonic seconds.
+        fuse_frames: confirm each unlock on the fused encodings of the frames that voted for it.
     """
 
-    def __init__(self, *, device_id: str, camera, model, store, relay, decider: DoorDecider,
+    def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
                  publish: Callable[[Event], None], notifier=None, frame_timeout: float = 1.0,
-                 door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic):
+                 door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic,
+                 fuse_frames: bool = True):
         self.device_id = device_id
         self.camera = camera
         self.model = model
-        self.store = store
+        self.gallery = gallery
+        self._threshold: Threshold | None = None
         self.relay = relay
         self.decider = decider
         self._publish = publish
@@ -78,6 +86,7 @@ class DoorDaemon:
         self.door_monitor = door_monitor
         self.frame_timeout = frame_timeout
         self.clock = clock
+        self.fuse_frames = fuse_frames
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -106,7 +115,9 @@ class DoorDaemon:
                     continue
                 if not ready:  # camera, relay, store and model are all open: tell systemd and the office
                     ready = True
-                    self.event("started", detail={"threshold": self.model.threshold,
+                    threshold = self._threshold = self.gallery.threshold
+                    log.info("1:N %s", threshold.describe())
+                    self.event("started", detail={"threshold": threshold.as_dict(),
                                                   "model": self.model.model_sha256[:12]})
                     if self.notifier is not None:
                         self.notifier.ready("watching the door")
@@ -121,6 +132,28 @@ class DoorDaemon:
                 self.notifier.stopping()
         self.event("stopped", detail={k: v for k, v in self.counters.__dict__.items() if k != "timings_ms"})
         return self.counters
+
+    def _fused_match(self, votes: list[Sighting]) -> bool:
+        """The frames that voted for one person, fused (mean of their encodings, normalised) and matched once
+        more: the door opens only if the fused face is that person too, within the threshold."""
+        encodings = [v.encoding for v in votes if v.encoding is not None]
+        if len(encodings) != len(votes):
+            return False
+        fused = l2_normalize(np.mean(np.stack(encodings), axis=0))
+        dist, who = nearest(fused, *self.gallery.matrix())
+        if who == votes[-1].identity and self.gallery.accepts(dist):
+            return True
+        self.counters.fusion_refused += 1
+        log.info("the frames of one approach voted for %s, their fused face did not match (%s at %.3f)",
+                 votes[-1].identity, who, dist)
+        return False
+
+    def _note_threshold(self) -> None:
+        """Log when the threshold in force changes (someone enrolled or removed while the door runs)."""
+        now = self.gallery.threshold
+        if self._threshold is not None and now != self._threshold:
+            log.info("the enrolled people changed: 1:N %s", now.describe())
+        self._threshold = now
 
     def check_door(self) -> list[str]:
         """New door alarms (held open, forced) from the door monitor, if the door has a contact."""
@@ -142,7 +175,7 @@ class DoorDaemon:
         self.counters.frames += 1
         timings: dict[str, float] = {}
         try:
-            analysis = self.model.analyse(image, database=self.store, timings=timings)
+            analysis = self.model.analyse(image, database=self.gallery, timings=timings)
         except FacegateError as exc:
             self.counters.frame_errors += 1
             log.warning("frame %d skipped: %s", self.counters.frames, exc)
@@ -156,12 +189,16 @@ class DoorDaemon:
             return
         self.counters.faces += 1
         dist = analysis.distance if analysis.distance is not None else START_DISTANCE
-        identity = analysis.closest if self.model.accepts(dist) else None
-        decision = self.decider.observe(Sighting(now, identity, dist, face.size))
+        identity = analysis.closest if self.gallery.accepts(dist) else None
+        self.counters.matched += identity is not None
+        self._note_threshold()
+        sighting = Sighting(now, identity, dist, face.size, analysis.encoding)
+        decision = self.decider.observe(sighting, confirm=self._fused_match if self.fuse_frames else None)
         rounded = {k: round(v, 2) for k, v in timings.items() if k != "decode"}
         if decision.unlock is not None:
             self.counters.recognized += 1
-            self.event("recognized", person=decision.unlock, distance=round(dist, 4), timings_ms=rounded)
+            self.event("recognized", person=decision.unlock, distance=round(dist, 4), timings_ms=rounded,
+                       detail={"frame": self.counters.frames})
             if self.relay.pulse():
                 self.counters.unlocks += 1
         elif decision.report_unknown:

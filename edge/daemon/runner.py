@@ -90,6 +90,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                                      margin=rec.margin, align=rec.align, threshold=rec.threshold)
         store = stack.enter_context(EncodingStore(config.store.path, model_sha256=model.model_sha256,
                                                   embedding_size=model.embedding_size, create=True))
+        gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
         if config.mqtt is not None:
             publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, relay)
             sinks.append(publisher.publish_event)
@@ -112,9 +113,9 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                               window_seconds=rec.window_seconds, min_face_px=rec.min_face_px,
                               cooldown_seconds=rec.cooldown_seconds,
                               unknown_report_interval_seconds=rec.unknown_report_interval_seconds)
-        daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, store=store, relay=relay,
+        daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, gallery=gallery, relay=relay,
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
-                            door_monitor=door_monitor)
+                            door_monitor=door_monitor, fuse_frames=rec.fuse_frames)
         daemon_ref.append(daemon)
         camera.open()
         try:
