@@ -5,6 +5,11 @@ space stripped, 1 to :data:`MAX_NAME_LENGTH` characters, and without control, fo
 characters (Unicode category ``C*``: a newline, a tab, an escape, a zero-width space), which would break a log
 line, a terminal or an MQTT payload, or make two names look the same. Any letter of any script is fine.
 
+Two names are one person when their :func:`name_key` is the same: names that differ only in case, in white
+space (surrounding, or inner runs) or in Unicode form (``"ﬁ"`` / ``"fi"``, a full-width ``"Ｂ"``) are one
+person, so ``"ben  affleck"`` cannot be enrolled beside ``"Ben Affleck"``. The key is for comparing only; a
+person keeps the spelling they were first stored under.
+
 Pure: the standard library and :mod:`edge.errors` only, so every layer (enrolment, the store, an import file)
 checks names the same way.
 """
@@ -39,3 +44,17 @@ def check_name(name: str) -> str:
     if bad is not None:
         raise StoreInputError(f"name must not contain control characters (found U+{ord(bad):04X})")
     return clean
+
+
+def name_key(name: str) -> str:
+    """The key two names are compared by: the same key is the same person.
+
+    NFKC-normalised, case-folded (``"ß"`` and ``"SS"`` fold alike) and NFKC-normalised again, with surrounding
+    white space stripped and every inner run of white space made one space: ``"  BEN   Affleck "`` and
+    ``"ben affleck"`` have the key ``"ben affleck"``. Never shown or stored: a person keeps their spelling.
+
+    Raises:
+        StoreInputError: ``name`` is not a valid name (see :func:`check_name`).
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", check_name(name)).casefold())
+    return " ".join(folded.split())

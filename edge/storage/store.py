@@ -30,7 +30,13 @@ an import file) raises :class:`edge.errors.StoreInputError`, which is also a ``V
 file or the database raises :class:`edge.errors.StoreError`. Both are one-line messages.
 
 Names are stored NFC-normalised with surrounding white space stripped (see
-:func:`edge.core.names.check_name`). Times are UTC ISO-8601 strings (``2025-01-31T08:15:00+00:00``).
+:func:`edge.core.names.check_name`). Two names with the same :func:`edge.core.names.name_key` (they differ
+only in case, white space or Unicode form) are one person: every lookup finds a person by key (the exact
+stored spelling first), adding under another spelling adds to the person found (who keeps their spelling),
+and a rename or an import cannot make a second person of the same key. Keys are computed in Python inside
+each transaction (no schema change: a schema version 1 file holds names only). A store written before keys
+may hold two people of one key; a lookup that finds several is refused and names them (use the exact
+spelling, or rename one). Times are UTC ISO-8601 strings (``2025-01-31T08:15:00+00:00``).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.core.names import check_name
+from edge.core.names import check_name, name_key
 from edge.errors import StoreError, StoreInputError
 from edge.storage.inputs import NORM_TOLERANCE, check_column, check_quality, check_source, check_vectors
 from edge.storage.sqlite import StoreFile, from_blobs, inserted_id, to_blob, utc_now
@@ -150,7 +156,8 @@ class EncodingStore:
         """Store encodings of ``name`` (enrolled now if new), all in one transaction.
 
         Args:
-            name: the person (see :func:`edge.core.names.check_name`).
+            name: the person (see :func:`edge.core.names.check_name`); a person enrolled under a name of the
+                same key (``"ben  affleck"`` for ``"Ben Affleck"``) is added to, keeping their spelling.
             encodings: (k, embedding_size) or (embedding_size,) real numbers, each row finite and L2-normalised;
                 stored as float32.
             sources: k strings (e.g. the photo paths) or ``None`` entries; default all ``None``.
@@ -161,7 +168,8 @@ class EncodingStore:
 
         Raises:
             StoreInputError: a bad name, shape, value, or list length (nothing is stored).
-            StoreError: the file cannot be written (nothing is stored).
+            StoreError: the name matches several people (a store from before name keys), or the file cannot
+                be written (nothing is stored).
         """
         clean = check_name(name)
         vectors = check_vectors(encodings, self._embedding_size)
@@ -170,12 +178,12 @@ class EncodingStore:
         qualities = check_column(qualities, k, "qualities", check_quality)
         now = utc_now()
         with self._db.write("add to") as conn:
-            row = conn.execute("SELECT id FROM people WHERE name = ?", (clean,)).fetchone()
-            if row is None:
+            found = self._find(conn, clean)
+            if found is None:
                 person = inserted_id(conn.execute("INSERT INTO people (name, added, updated) VALUES (?, ?, ?)",
                                                   (clean, now, now)))
             else:
-                person = row[0]
+                person, clean = found
                 conn.execute("UPDATE people SET updated = ? WHERE id = ?", (now, person))
             ids = [inserted_id(conn.execute("INSERT INTO encodings (person_id, vector, source, quality, added) "
                                             "VALUES (?, ?, ?, ?, ?)", (person, to_blob(v), s, q, now)))
@@ -184,14 +192,14 @@ class EncodingStore:
         return ids
 
     def remove(self, name: str) -> int:
-        """Remove ``name`` and all their encodings; returns how many encodings were removed.
+        """Remove ``name`` (found by key) and all their encodings; returns how many encodings were removed.
 
         Raises:
-            StoreError: ``name`` is not enrolled, or the file cannot be written.
+            StoreError: ``name`` is not enrolled, matches several people, or the file cannot be written.
         """
         clean = check_name(name)
         with self._db.write("remove from") as conn:
-            person = self._person_id(conn, clean)
+            person, clean = self._person(conn, clean)
             count = conn.execute("DELETE FROM encodings WHERE person_id = ?", (person,)).rowcount
             conn.execute("DELETE FROM people WHERE id = ?", (person,))
         log.info("store %s: removed %s (%d encoding(s))", self._path, clean, count)
@@ -220,19 +228,24 @@ class EncodingStore:
                  "" if left else " (the person's last: person removed)")
 
     def rename(self, old: str, new: str) -> None:
-        """Rename a person (their encodings stay). Renaming to the same name does nothing.
+        """Rename a person (``old`` found by key; their encodings stay). Renaming to the stored name does nothing;
+        to another spelling of the same key (``"ben affleck"`` to ``"Ben Affleck"``) respells the person.
 
         Raises:
             StoreInputError: ``old`` or ``new`` is not a valid name.
-            StoreError: ``old`` is not enrolled, or ``new`` is enrolled already.
+            StoreError: ``old`` is not enrolled or matches several people, or another person has ``new``'s key.
         """
         old_clean, new_clean = check_name(old), check_name(new)
+        new_key = name_key(new_clean)
         with self._db.write("rename in") as conn:
-            person = self._person_id(conn, old_clean)
+            person, old_clean = self._person(conn, old_clean)
             if new_clean == old_clean:
                 return
-            if conn.execute("SELECT 1 FROM people WHERE name = ?", (new_clean,)).fetchone():
-                raise StoreError(f"{new_clean!r} is enrolled already")
+            taken = [n for i, n in conn.execute("SELECT id, name FROM people ORDER BY name")
+                     if i != person and name_key(n) == new_key]
+            if taken:
+                same = "" if taken == [new_clean] else f" (as {', '.join(map(repr, taken))})"
+                raise StoreError(f"{new_clean!r} is enrolled already{same}")
             conn.execute("UPDATE people SET name = ?, updated = ? WHERE id = ?", (new_clean, utc_now(), person))
         log.info("store %s: renamed %s to %s", self._path, old_clean, new_clean)
 
@@ -249,27 +262,44 @@ class EncodingStore:
         """``name``'s encodings: (k, embedding_size) float32, oldest first (a new, writable array).
 
         Raises:
-            StoreError: ``name`` is not enrolled.
+            StoreError: ``name`` is not enrolled (by key), or matches several people.
         """
         clean = check_name(name)
         with self._db.read() as conn:
-            person = self._person_id(conn, clean)
+            person, _ = self._person(conn, clean)
             blobs = [r[0] for r in conn.execute("SELECT vector FROM encodings WHERE person_id = ? ORDER BY id",
                                                 (person,))]
         return self._decode(blobs).copy()
 
     def entries(self, name: str) -> list[Entry]:
-        """What is stored for ``name``, one :class:`Entry` per encoding, oldest first.
+        """What is stored for ``name``, one :class:`Entry` per encoding (with the stored spelling), oldest first.
 
         Raises:
-            StoreError: ``name`` is not enrolled.
+            StoreError: ``name`` is not enrolled (by key), or matches several people.
         """
         clean = check_name(name)
         with self._db.read() as conn:
-            person = self._person_id(conn, clean)
+            person, clean = self._person(conn, clean)
             rows = conn.execute("SELECT id, source, quality, added FROM encodings WHERE person_id = ? ORDER BY id",
                                 (person,)).fetchall()
         return [Entry(i, clean, source, quality, added) for i, source, quality, added in rows]
+
+    def person(self, name: str) -> Person | None:
+        """The person ``name`` is (found by key, as every lookup: ``"BEN  affleck"`` finds ``"Ben Affleck"``), with
+        their stored spelling; ``None`` if nobody enrolled has ``name``'s key.
+
+        Raises:
+            StoreInputError: ``name`` is not a valid name.
+            StoreError: ``name`` matches several people (a store from before name keys).
+        """
+        clean = check_name(name)
+        with self._db.read() as conn:
+            found = self._find(conn, clean)
+            if found is None:
+                return None
+            row = conn.execute("SELECT p.name, COUNT(e.id), p.added, p.updated FROM people p LEFT JOIN encodings e "
+                               "ON e.person_id = p.id WHERE p.id = ? GROUP BY p.id", (found[0],)).fetchone()
+        return Person(*row)
 
     def matrix(self) -> tuple[list[str], np.ndarray]:
         """Every stored encoding at once, for a vectorised 1:N search.
@@ -301,11 +331,26 @@ class EncodingStore:
             raise StoreError(f"{self._path} is corrupt: {err}") from None
 
     @staticmethod
-    def _person_id(conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        if row is None:
+    def _find(conn: sqlite3.Connection, name: str) -> tuple[int, str] | None:
+        """``(id, stored name)`` of the person ``name`` (a checked name) is: the exact spelling, else the one
+        person of the same key; ``None`` if nobody has it. Several of one key (a store from before keys) and
+        none of them spelt exactly so: StoreError naming them."""
+        row = conn.execute("SELECT id, name FROM people WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return row[0], row[1]
+        key = name_key(name)
+        found = [(i, n) for i, n in conn.execute("SELECT id, name FROM people ORDER BY name") if name_key(n) == key]
+        if len(found) > 1:
+            raise StoreError(f"{name!r} matches {len(found)} people ({', '.join(repr(n) for _, n in found)}): "
+                             "give one's exact name, or rename one")
+        return found[0] if found else None
+
+    @classmethod
+    def _person(cls, conn: sqlite3.Connection, name: str) -> tuple[int, str]:
+        found = cls._find(conn, name)
+        if found is None:
             raise StoreError(f"{name!r} is not enrolled")
-        return row[0]
+        return found
 
     # -- export / import -----------------------------------------------------------------------------------
 
@@ -342,23 +387,33 @@ class EncodingStore:
             replace: a person already enrolled gets exactly the file's encodings (theirs are removed first).
                 Without it (default) the file's encodings are added to theirs, except those already stored
                 for them bit for bit (so importing the same file twice adds nothing the second time).
+                A person is matched by key (``"ben affleck"`` in the file is ``"Ben Affleck"`` in the store) and
+                keeps the spelling stored.
 
         Returns:
             The number of encodings added.
 
         Raises:
-            StoreInputError: the file is malformed (the message names the first bad item), or from another
-                model or embedding size; nothing is imported.
-            StoreError: the file cannot be read, or the store cannot be written; nothing is imported.
+            StoreInputError: the file is malformed (the message names the first bad item), from another
+                model or embedding size, or names one person twice under names of one key; nothing is imported.
+            StoreError: the file cannot be read, a name matches several people of the store, or the store
+                cannot be written; nothing is imported.
         """
         source = Path(path)
         export = read_export(source, model_sha256=self._model_sha256, embedding_size=self._embedding_size,
                              norm_tolerance=NORM_TOLERANCE)
+        first: dict[str, int] = {}
+        for i, person in enumerate(export.people):
+            j = first.setdefault(name_key(person.name), i)
+            if j != i:
+                raise StoreInputError(f"{source} is not a valid facegate export: people[{i}].name {person.name!r} "
+                                      f"is the same person as people[{j}].name {export.people[j].name!r}")
         now = utc_now()
         added = 0
         with self._db.write("import into") as conn:
             for person in export.people:
-                row = conn.execute("SELECT id FROM people WHERE name = ?", (person.name,)).fetchone()
+                found = self._find(conn, person.name)
+                row = None if found is None else (found[0],)
                 known: set[bytes] = set()
                 if row is None:
                     pid = conn.execute("INSERT INTO people (name, added, updated) VALUES (?, ?, ?)",
