@@ -1,4 +1,5 @@
-"""The charts of ``facegate calibrate --plots``, drawn with matplotlib: ``roc.png`` and ``distances.png``.
+"""The charts of ``facegate calibrate --plots`` (``roc.png``, ``distances.png``) and of ``facegate evaluate
+--strangers --plots`` (``det.png``), drawn with matplotlib.
 
 matplotlib is optional (the ``plots`` extra; a door device never needs it). It is imported only when a chart
 is drawn, never when this module is imported, and only as :class:`matplotlib.figure.Figure` on an explicit
@@ -8,7 +9,8 @@ raises :class:`~edge.errors.OptionalDependencyError` with the command that insta
 
 :func:`roc_figure` and :func:`distances_figure` return the figures, so a caller (a test) can read back what
 was drawn; every data artist carries a ``gid`` naming it (``"pairs"``, ``"open_set"``, ``"recommended"``,
-...). :func:`calibration_plots` draws both and writes them as PNG files, all or nothing.
+...). :func:`calibration_plots` draws both and writes them as PNG files, all or nothing. :func:`det_figure`
+(FNIR against FPIR of the door's 1:N rule) is drawn and written by :func:`evaluation_plots`.
 
 Distances are L2 between unit-length encodings (0..2); a face is accepted when its distance is below the
 threshold. Rates are fractions 0..1. Sizes are ``(width, height)`` in pixels.
@@ -24,6 +26,7 @@ import numpy as np
 
 from edge.errors import OptionalDependencyError
 from edge.eval.calibration import COURSE_THRESHOLD
+from edge.eval.evaluation import det_curve
 from edge.eval.metrics import error_curve, rates_at
 from edge.files import write_bytes_atomic
 
@@ -36,6 +39,7 @@ INSTALL_HINT = "the plots need matplotlib: pip install 'facegate[plots]' (or pip
 DPI = 100
 ROC_SIZE = (900, 620)
 DISTANCES_SIZE = (900, 760)
+DET_SIZE = (900, 700)
 
 _BLUE, _ORANGE, _GREEN, _RED = "tab:blue", "tab:orange", "tab:green", "tab:red"
 _PURPLE, _GREY = "tab:purple", "tab:grey"
@@ -229,3 +233,69 @@ def calibration_plots(outdir: Path, distances: dict[str, np.ndarray], report: di
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     return {"roc": save_png(outdir / "roc.png", roc), "distances": save_png(outdir / "distances.png", hist)}
+
+
+def det_figure(distances: dict[str, np.ndarray], report: dict, *, size: tuple[int, int] = DET_SIZE) -> Figure:
+    """The DET curve of the door's 1:N rule: FNIR against FPIR, both on log axes, the shipped point marked.
+
+    Args:
+        distances: 1-D arrays ``genuine`` and ``stranger`` as :func:`edge.eval.evaluation.stranger_evaluation`
+            returns them (``inf``: a genuine probe never identified as itself).
+        report: that function's report: ``fpir`` and ``fnir`` (``rate``, ``count``, ``total``) and
+            ``threshold`` (``value``, ``source``) of the shipped rule, ``at_fpir`` (thresholds chosen on the
+            strangers).
+        size: ``(width, height)`` in pixels.
+
+    Returns:
+        The figure. Its lines: ``gid`` ``"det"`` holds :func:`~edge.eval.evaluation.det_curve` as
+        ``x = max(fpir, x_floor)``, ``y = max(fnir, y_floor)`` (floors from :func:`far_floor` of the strangers
+        and of the genuine probes: a rate of 0 is drawn at the edge); ``"shipped"`` marks the shipped rule's
+        rates, ``"measured"`` the rates at the thresholds of ``at_fpir``, ``"resolution"`` is the vertical
+        line at FPIR ``1 / strangers``, below which no rate can be shown.
+    """
+    stranger, genuine = distances["stranger"], distances["genuine"]
+    x_floor, y_floor = far_floor(stranger), far_floor(genuine)
+    figure = _new_figure(size)
+    ax = figure.add_subplot()
+    _, fpir, fnir = det_curve(genuine, stranger)
+    ax.plot(np.maximum(fpir, x_floor), np.maximum(fnir, y_floor), color=_BLUE, linewidth=2, gid="det", zorder=2,
+            label=f"templates against {len(stranger)} strangers and {len(genuine)} genuine photos")
+    ax.axvline(1.0 / max(len(stranger), 1), color=_GREY, linestyle=":", linewidth=1.5, gid="resolution",
+               label=f"1/{len(stranger)}: no lower FPIR can be shown")
+    measured = report["at_fpir"]
+    ax.plot([max(m["fpir"]["rate"], x_floor) for m in measured], [max(m["fnir"]["rate"], y_floor) for m in measured],
+            linestyle="none", marker="x", markersize=8, markeredgewidth=2, color=_GREEN, gid="measured", zorder=3,
+            clip_on=False, label="thresholds chosen on these strangers for FPIR "
+            + ", ".join(f"{100 * m['target']:g}%" for m in measured))
+    threshold, door_fpir, door_fnir = report["threshold"], report["fpir"], report["fnir"]
+    ax.plot([max(door_fpir["rate"], x_floor)], [max(door_fnir["rate"], y_floor)], linestyle="none", marker="o",
+            markersize=10, markerfacecolor="none", markeredgewidth=2.5, color=_RED, gid="shipped", zorder=4,
+            clip_on=False,
+            label=f"shipped: threshold {threshold['value']:.3f} ({threshold['source']}): FPIR "
+                  f"{door_fpir['count']}/{door_fpir['total']}, FNIR {door_fnir['count']}/{door_fnir['total']}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x_floor, 1.0)
+    ax.set_ylim(y_floor, 1.0)
+    ax.xaxis.set_major_formatter(_percent_formatter(x_floor))
+    ax.yaxis.set_major_formatter(_percent_formatter(y_floor))
+    ax.grid(True, which="major", color="0.88")
+    ax.set_xlabel("FPIR: strangers let in, log scale; 0 is drawn at the left edge")
+    ax.set_ylabel("FNIR: enrolled people not identified, log scale; 0 at the bottom")
+    ax.set_title("DET: the door's 1:N rule (one template per person)")
+    figure.legend(loc="outside lower center", ncols=1, fontsize="small", frameon=False)
+    return figure
+
+
+def evaluation_plots(outdir: Path, distances: dict[str, np.ndarray], report: dict) -> dict[str, Path]:
+    """Write ``det.png`` (:func:`det_figure`) into ``outdir`` (created if needed, the file written atomically).
+
+    Returns ``{"det": path}``.
+
+    Raises:
+        OptionalDependencyError: matplotlib is not installed (before anything is written).
+    """
+    det = det_figure(distances, report)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    return {"det": save_png(outdir / "det.png", det)}
