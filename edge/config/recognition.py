@@ -27,6 +27,9 @@ class RecognitionSection(Section):
     fuse_frames: bool = Field(True, description="Before an unlock, fuse the frames that voted (the mean of their "
                                                 "encodings) and match once more: the door opens only if the fused "
                                                 "face is that person too.")
+    report_closest_match: bool = Field(False, description="Name, in 'unknown' events, the enrolled person an "
+                                                         "unknown face is nearest to. Off: it tells whoever reads "
+                                                         "the events whom a stranger could impersonate.")
     target_fpir: float = Field(0.005, gt=0, lt=0.2,
                                description="Share of strangers the door may let in (0.005 = 0.5%): the 1:N "
                                            "threshold is derived for it at the number of people enrolled and "

@@ -67,12 +67,14 @@ class DoorDaemon:
         frame_timeout: seconds to wait for a frame before checking the stop flag again.
         clock: monotonic seconds.
         fuse_frames: confirm each unlock on the fused encodings of the frames that voted for it.
+        report_closest: name, in ``unknown`` events, the enrolled person an unknown face is nearest to (it tells
+            whoever reads the events whom a stranger resembles: whom to impersonate). Off by default.
     """
 
     def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
                  publish: Callable[[Event], None], notifier=None, frame_timeout: float = 1.0,
                  door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic,
-                 fuse_frames: bool = True):
+                 fuse_frames: bool = True, report_closest: bool = False):
         self.device_id = device_id
         self.camera = camera
         self.model = model
@@ -87,6 +89,7 @@ class DoorDaemon:
         self.frame_timeout = frame_timeout
         self.clock = clock
         self.fuse_frames = fuse_frames
+        self.report_closest = report_closest
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -204,4 +207,5 @@ class DoorDaemon:
         elif decision.report_unknown:
             self.counters.unknown += 1
             self.event("unknown", distance=round(dist, 4), timings_ms=rounded,
-                       detail={"closest": analysis.closest, "face_px": round(face.size, 1)})
+                       detail={"face_px": round(face.size, 1),
+                               **({"closest": analysis.closest} if self.report_closest else {})})

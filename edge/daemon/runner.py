@@ -46,7 +46,8 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
 
     Args:
         config: a validated :class:`edge.config.Config`.
-        stop: set it to stop the loop; SIGTERM and SIGINT set it too (with ``handle_signals``).
+        stop: set it to stop the loop; every signal of :data:`STOP_SIGNALS` switches the relay off and sets it
+            too (with ``handle_signals``).
         pin_factory: a gpiozero pin factory to use instead of the config's (tests pass a MockFactory).
         max_frames: stop after this many frames (tests, benchmarks).
         echo: where each event is printed as a line (``None``: nowhere).
@@ -78,13 +79,15 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
 
     if extra_sink is not None:
         sinks.append(extra_sink)
-    previous = _install_signal_handlers(stop) if handle_signals else {}
+    relays: list[Any] = []  # the relay, once it is open: what a signal switches off first
+    previous = _install_signal_handlers(stop, relays) if handle_signals else {}
     factory = pin_factory if pin_factory is not None else pin_factory_named(config.relay.pin_factory)
     with ExitStack() as stack:
         relay = stack.enter_context(DoorRelay(config.relay.pin, active_high=config.relay.active_high,
                                               pulse_seconds=config.relay.pulse_seconds, pin_factory=factory,
                                               on_change=relay_changed))
         stack.callback(relay.force_off)  # runs first on the way out, before anything else closes
+        relays.append(relay)
         rec = config.recognition
         model = FaceModel.from_files(config.models.encoder, config.models.detector, num_threads=config.models.threads,
                                      margin=rec.margin, align=rec.align, threshold=rec.threshold)
@@ -115,7 +118,8 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                               unknown_report_interval_seconds=rec.unknown_report_interval_seconds)
         daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, gallery=gallery, relay=relay,
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
-                            door_monitor=door_monitor, fuse_frames=rec.fuse_frames)
+                            door_monitor=door_monitor, fuse_frames=rec.fuse_frames,
+                            report_closest=rec.report_closest_match)
         daemon_ref.append(daemon)
         camera.open()
         try:
@@ -126,6 +130,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
 
 
 def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack, relay: Any) -> Any:
+    from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
     from edge.storage.outbox import Outbox
 
@@ -145,20 +150,34 @@ def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: Exi
         tls_key=str(m.tls_key) if m.tls_key else None, outbox=outbox,
         discovery_prefix=m.discovery_prefix if m.discovery else None, commands=m.commands,
         allow_unlock=m.allow_unlock_command, on_command=on_command)
+    # the relay was driven off when it was opened: that is the truth to publish, whatever a process that died
+    # mid-pulse left retained on the broker; nobody has been recognised by this process yet
+    publisher.set_state(STATE_DOOR, PAYLOAD_LOCKED)
+    publisher.set_state(STATE_LAST_PERSON, "")
     publisher.start()
     stack.callback(publisher.stop, FLUSH_SECONDS)
     return publisher
 
 
-def _install_signal_handlers(stop: threading.Event) -> dict:
+#: Every signal that ends the process by default and can be caught: each one switches the relay off at once and
+#: stops the loop (a terminal that hangs up, a watchdog's SIGABRT, a stray kill -USR1 included).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                signal.SIGABRT)
+
+
+def _install_signal_handlers(stop: threading.Event, relays: list[Any]) -> dict:
+    """Handlers for :data:`STOP_SIGNALS`: relay off now (from a thread: the handler may interrupt the main
+    thread while it holds the relay's lock), then the loop stops and everything closes in order."""
     if threading.current_thread() is not threading.main_thread():
         return {}
 
-    def handler(signum, frame) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
+    def handler(signum: int, frame: Any) -> None:
+        for relay in relays:
+            threading.Thread(target=relay.force_off, name="relay-off-on-signal", daemon=True).start()
+        log.info("signal %s: relay off, stopping", signal.Signals(signum).name)
         stop.set()
 
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
 
 
 def _restore_signal_handlers(previous: dict) -> None:

@@ -295,7 +295,6 @@ class EventPublisher:
         if reason_code.is_failure:
             log.warning("MQTT: %s:%d refused the connection: %s", self.host, self.port, reason_code)
             return
-        self._send(self.topics.availability, PAYLOAD_ONLINE, retain=True)
         if self.discovery_prefix is not None:
             for topic, config in discovery_messages(self.topics, self.device_id, self.discovery_prefix):
                 self._send(topic, json.dumps(config, sort_keys=True), retain=True)
@@ -307,6 +306,9 @@ class EventPublisher:
                 states = dict(self._states)
             for name, value in states.items():
                 self._send(self.topics.state(name), value, retain=True)
+        # online last: whoever sees this device online has already been told its true state (a retained
+        # 'unlocked' of a process that crashed mid-pulse is overwritten first)
+        self._send(self.topics.availability, PAYLOAD_ONLINE, retain=True)
         log.info("MQTT: connected to %s:%d (%d event(s) pending)", self.host, self.port, len(self._outbox))
         if self.commands_enabled:
             client.subscribe(self.topics.command, qos=QOS)
