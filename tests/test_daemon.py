@@ -235,6 +235,26 @@ def test_a_restart_tells_the_dashboard_the_door_is_locked_before_it_says_online(
             late.close()
 
 
+def test_an_outbox_that_cannot_be_written_at_start_does_not_keep_the_door_shut(door_dir, weights_dir, tmp_path):
+    """The outbox's folder cannot be made (a file is in the way, as a full or read-only disk would refuse it): the
+    door still opens for the enrolled, an alarm says events may be lost, and the events still reach the broker."""
+    (tmp_path / "blocked").write_text("not a folder")
+    with Mosquitto(tmp_path / "broker") as broker:
+        dashboard = Recorder(broker.port, ["facegate/#"], client_id="dashboard")
+        try:
+            extra = (f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+                     f'outbox_path = "{tmp_path / "blocked" / "outbox.db"}"')
+            events, factory, counters = run_collecting(write_config(tmp_path / "door.toml", door_dir, weights_dir,
+                                                                    extra=extra))
+            alarms = [e.detail for e in events if e.type == "alarm"]
+            assert [a["reason"] for a in alarms] == ["outbox_not_durable"] and "lost" in alarms[0]["effect"]
+            assert [e.type for e in events][:2] == ["started", "alarm"]
+            assert counters.unlocks >= 15 and factory.pin(PIN).state is False
+            assert wait_until(lambda: len(dashboard.payloads("facegate/test-door/events")) == len(events))
+        finally:
+            dashboard.close()
+
+
 def test_events_reach_a_real_broker_with_the_documented_payloads(door_dir, weights_dir, tmp_path):
     with Mosquitto(tmp_path / "broker") as broker:
         dashboard = Recorder(broker.port, ["facegate/#", "homeassistant/#"], client_id="dashboard")

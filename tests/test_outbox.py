@@ -96,8 +96,20 @@ def test_close_is_idempotent_and_final(tmp_path):
         outbox.put("x", "t", b"p")
 
 
-def test_not_a_database_is_a_clear_error(tmp_path):
+def test_a_file_that_cannot_be_the_outbox_leaves_it_in_memory_and_untouched(tmp_path):
+    """The door must keep working: events are kept in memory (delivered while the process runs), the caller is
+    told why (open_error), and the file is left as it was."""
     path = tmp_path / "o.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(FacegateError, match="not a usable outbox"):
-        Outbox(path)
+    with Outbox(path) as outbox:
+        assert not outbox.durable and "not a usable outbox" in outbox.open_error
+        outbox.put("e1", "t", b"p1")
+        outbox.put("e2", "t", b"p2")
+        assert [e.event_id for e in outbox.pending()] == ["e1", "e2"] and len(outbox) == 2
+        outbox.ack("e1")
+        assert [e.event_id for e in outbox.pending()] == ["e2"]
+    assert path.read_bytes() == b"this is not sqlite" * 100
+    blocked = tmp_path / "a-file" / "o.db"  # its folder cannot be made: a file is in the way
+    (tmp_path / "a-file").write_text("x")
+    with Outbox(blocked) as outbox:
+        assert not outbox.durable and "cannot open the outbox" in outbox.open_error

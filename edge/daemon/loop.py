@@ -69,12 +69,15 @@ class DoorDaemon:
         fuse_frames: confirm each unlock on the fused encodings of the frames that voted for it.
         report_closest: name, in ``unknown`` events, the enrolled person an unknown face is nearest to (it tells
             whoever reads the events whom a stranger resembles: whom to impersonate). Off by default.
+        startup_alarms: ``alarm`` event details found while opening (an outbox that is not durable), sent
+            right after ``started``.
     """
 
     def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
                  publish: Callable[[Event], None], notifier=None, frame_timeout: float = 1.0,
                  door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic,
-                 fuse_frames: bool = True, report_closest: bool = False):
+                 fuse_frames: bool = True, report_closest: bool = False,
+                 startup_alarms: list[dict] | None = None):
         self.device_id = device_id
         self.camera = camera
         self.model = model
@@ -90,6 +93,7 @@ class DoorDaemon:
         self.clock = clock
         self.fuse_frames = fuse_frames
         self.report_closest = report_closest
+        self.startup_alarms = list(startup_alarms or [])
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -122,6 +126,8 @@ class DoorDaemon:
                     log.info("1:N %s", threshold.describe())
                     self.event("started", detail={"threshold": threshold.as_dict(),
                                                   "model": self.model.model_sha256[:12]})
+                    for detail in self.startup_alarms:
+                        self.event("alarm", detail=detail)
                     if self.notifier is not None:
                         self.notifier.ready("watching the door")
                 self.process(frame.image, now=frame.time)

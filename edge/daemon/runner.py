@@ -80,6 +80,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
     if extra_sink is not None:
         sinks.append(extra_sink)
     relays: list[Any] = []  # the relay, once it is open: what a signal switches off first
+    alarms: list[dict[str, Any]] = []  # conditions found while opening, reported right after 'started'
     previous = _install_signal_handlers(stop, relays) if handle_signals else {}
     factory = pin_factory if pin_factory is not None else pin_factory_named(config.relay.pin_factory)
     with ExitStack() as stack:
@@ -95,7 +96,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                                                   embedding_size=model.embedding_size, create=True))
         gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
         if config.mqtt is not None:
-            publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, relay)
+            publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, relay, alarms)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
@@ -119,7 +120,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, gallery=gallery, relay=relay,
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
                             door_monitor=door_monitor, fuse_frames=rec.fuse_frames,
-                            report_closest=rec.report_closest_match)
+                            report_closest=rec.report_closest_match, startup_alarms=alarms)
         daemon_ref.append(daemon)
         camera.open()
         try:
@@ -129,12 +130,16 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
             _restore_signal_handlers(previous)
 
 
-def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack, relay: Any) -> Any:
+def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack, relay: Any,
+                    alarms: list[dict[str, Any]]) -> Any:
     from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
     from edge.storage.outbox import Outbox
 
     outbox = stack.enter_context(Outbox(m.outbox_path or store_path.with_name("outbox.sqlite")))
+    if not outbox.durable:  # a full or read-only disk must not keep the door shut for everyone
+        alarms.append({"reason": "outbox_not_durable", "error": outbox.open_error,
+                       "effect": "events are kept in memory until the next start: lost if the process dies"})
 
     def on_command(command: str) -> None:
         if command == "unlock" and m.allow_unlock_command:

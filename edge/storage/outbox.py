@@ -81,8 +81,12 @@ class Outbox:
         max_bytes: the largest the database file may grow to, or ``None`` for no limit besides the disk.
         max_memory_events: messages kept in memory at most while the file cannot be written.
 
+    A file that cannot be created or opened as an outbox (a full or read-only disk, another kind of file) does
+    not stop the door: the outbox then lives in memory for this process (:attr:`durable` is ``False``,
+    :attr:`open_error` says why), and the caller reports it.
+
     Raises:
-        OutboxError: the file cannot be created or opened as an outbox.
+        OutboxError: bad bounds.
     """
 
     def __init__(self, path: str | os.PathLike, *, max_events: int = 100_000, max_bytes: int | None = None,
@@ -98,29 +102,49 @@ class Outbox:
         self._unacked_rows: set[str] = set()  # acknowledged, but the DELETE failed: never hand out again
         self._dropped = 0
         self._write_errors = 0
+        #: Why the file could not be used when the outbox opened (``None``: it is in use). Events are then kept in
+        #: an in-memory database for this process's life: delivered while it runs, lost if it dies.
+        self.open_error: str | None = None
+        try:
+            self._conn = self._open_file(max_bytes)
+        except OutboxError as err:
+            self.open_error = str(err)
+            log.error("%s: events are kept in memory until the next start (lost if the process dies)", err)
+            self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._conn.execute(_SCHEMA)
+        self._rows = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        self._next_seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+        self._closed = False
+        if self._rows:
+            log.info("outbox %s: %d message(s) pending from before", self.path, self._rows)
+
+    def _open_file(self, max_bytes: int | None) -> sqlite3.Connection:
+        """The outbox file (created 0600 if missing), its journal and schema; OutboxError if it cannot be used
+        (a full or read-only disk, a file that is not an outbox)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             os.chmod(self.path, 0o600)  # SQLite gives -wal and -shm the database file's mode
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as err:
             raise OutboxError(f"cannot open the outbox {self.path}: {err}") from None
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute(_SCHEMA)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(_SCHEMA)
             if max_bytes is not None:
-                page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-                pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
-                self._conn.execute(f"PRAGMA max_page_count={max(pages, max_bytes // page_size)}")
-            self._rows = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            self._next_seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                pages = conn.execute("PRAGMA page_count").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count={max(pages, max_bytes // page_size)}")
         except sqlite3.Error as err:
-            self._conn.close()
+            conn.close()
             raise OutboxError(f"{self.path} is not a usable outbox: {err}") from None
-        self._closed = False
-        if self._rows:
-            log.info("outbox %s: %d message(s) pending from before", self.path, self._rows)
+        return conn
+
+    @property
+    def durable(self) -> bool:
+        """Whether pending events are in the file (``False``: the file could not be used at start)."""
+        return self.open_error is None
 
     # -- writing ---------------------------------------------------------------------------------------------
 
