@@ -104,6 +104,8 @@ def test_enrolled_people_get_in_and_the_stranger_does_not(door_dir, weights_dir,
     for e in events:
         if e.type == "recognized":
             assert e.distance is not None and e.timings_ms["encode"] > 0 and len(e.id) == 32
+        if e.type == "door_unlocked":  # every unlock names its cause
+            assert e.detail["cause"] == "face" and e.detail["person"] in ENROLLED
 
 
 def test_a_stop_during_a_pulse_leaves_the_relay_off(door_dir, weights_dir, tmp_path):
@@ -312,6 +314,31 @@ def test_door_forced_open_raises_an_alarm(door_dir, weights_dir, tmp_path):
     run_door(config, pin_factory=factory, echo=None, extra_sink=sink, handle_signals=False)
     alarms = [e.detail["reason"] for e in events if e.type == "alarm"]
     assert alarms == ["door_forced"]
+    assert "recognized" not in [e.type for e in events] and factory.pin(PIN).state is False
+
+
+def test_the_exit_button_unlocks_and_says_so(door_dir, weights_dir, tmp_path):
+    """Only the stranger at the camera; someone inside presses the exit button: door_unlocked names the button."""
+    visits = tmp_path / "visits"
+    visits.mkdir()
+    for frame in sorted((door_dir / "visits").iterdir()):
+        if "mindy_kaling" in frame.name:
+            (visits / frame.name).symlink_to(frame.resolve())
+    camera = f'type = "replay"\npath = "{visits}"\nfps = 20'
+    factory = MockFactory()
+    events: list = []
+
+    def sink(event):
+        events.append(event)
+        if event.type == "started":
+            factory.pin(22).drive_low()  # pressed (the button pulls the pin to ground)
+            factory.pin(22).drive_high()
+
+    config = load_config(write_config(tmp_path / "d.toml", door_dir, weights_dir, camera=camera,
+                                      extra="[door]\nexit_pin = 22"))
+    run_door(config, pin_factory=factory, echo=None, extra_sink=sink, handle_signals=False)
+    unlocked = [e.detail for e in events if e.type == "door_unlocked"]
+    assert unlocked == [{"cause": "exit_button", "person": None}]
     assert "recognized" not in [e.type for e in events] and factory.pin(PIN).state is False
 
 

@@ -71,13 +71,16 @@ class DoorDaemon:
             whoever reads the events whom a stranger resembles: whom to impersonate). Off by default.
         startup_alarms: ``alarm`` event details found while opening (an outbox that is not durable), sent
             right after ``started``.
+        unlock: ``unlock(cause, person) -> bool`` pulses the relay and records why (the runner's; default: the
+            relay's own ``pulse()``).
     """
 
     def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
                  publish: Callable[[Event], None], notifier=None, frame_timeout: float = 1.0,
                  door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic,
                  fuse_frames: bool = True, report_closest: bool = False,
-                 startup_alarms: list[dict] | None = None):
+                 startup_alarms: list[dict] | None = None,
+                 unlock: Callable[[str, str | None], bool] | None = None):
         self.device_id = device_id
         self.camera = camera
         self.model = model
@@ -94,6 +97,7 @@ class DoorDaemon:
         self.fuse_frames = fuse_frames
         self.report_closest = report_closest
         self.startup_alarms = list(startup_alarms or [])
+        self._unlock = unlock
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -208,7 +212,7 @@ class DoorDaemon:
             self.counters.recognized += 1
             self.event("recognized", person=decision.unlock, distance=round(dist, 4), timings_ms=rounded,
                        detail={"frame": self.counters.frames})
-            if self.relay.pulse():
+            if self._unlock("face", decision.unlock) if self._unlock is not None else self.relay.pulse():
                 self.counters.unlocks += 1
         elif decision.report_unknown:
             self.counters.unknown += 1

@@ -73,9 +73,20 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         for sink in sinks:
             sink(event)
 
+    cause: dict[str, Any] = {"cause": None, "person": None}  # what the latest unlock was for
+
+    def unlock(why: str, person: str | None = None) -> bool:
+        """Pulse the relay for ``why`` (``face``, ``exit_button``, ``command``): door_unlocked names it."""
+        cause.update(cause=why, person=person)
+        return relays[0].pulse() if relays else False
+
     def relay_changed(on: bool) -> None:
-        if daemon_ref:
-            daemon_ref[0].event("door_unlocked" if on else "door_locked")
+        if not daemon_ref:
+            return
+        if on:
+            daemon_ref[0].event("door_unlocked", detail=dict(cause))
+        else:
+            daemon_ref[0].event("door_locked")
 
     if extra_sink is not None:
         sinks.append(extra_sink)
@@ -96,13 +107,13 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                                                   embedding_size=model.embedding_size, create=True))
         gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
         if config.mqtt is not None:
-            publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, relay, alarms)
+            publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, unlock, alarms)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
             door_inputs = stack.enter_context(DoorInputs(
                 contact_pin=config.door.contact_pin, exit_pin=config.door.exit_pin, pin_factory=factory,
-                on_exit_pressed=lambda: relay.pulse()))
+                on_exit_pressed=lambda: unlock("exit_button")))
             door_monitor = DoorMonitor(held_open_seconds=config.door.held_open_seconds)
         notifier = SystemdNotifier()
         stack.callback(notifier.close)
@@ -120,7 +131,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, gallery=gallery, relay=relay,
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
                             door_monitor=door_monitor, fuse_frames=rec.fuse_frames,
-                            report_closest=rec.report_closest_match, startup_alarms=alarms)
+                            report_closest=rec.report_closest_match, startup_alarms=alarms, unlock=unlock)
         daemon_ref.append(daemon)
         camera.open()
         try:
@@ -130,8 +141,8 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
             _restore_signal_handlers(previous)
 
 
-def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack, relay: Any,
-                    alarms: list[dict[str, Any]]) -> Any:
+def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack,
+                    unlock: Callable[[str], bool], alarms: list[dict[str, Any]]) -> Any:
     from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
     from edge.storage.outbox import Outbox
@@ -144,7 +155,7 @@ def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: Exi
     def on_command(command: str) -> None:
         if command == "unlock" and m.allow_unlock_command:
             log.warning("unlock command received over MQTT")
-            relay.pulse()
+            unlock("command")
         elif command == "reload_store":
             log.info("reload_store: the store is re-read whenever it changes; nothing to do")
 
