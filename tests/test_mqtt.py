@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -262,18 +263,24 @@ def test_commands_are_off_by_default(tmp_path, broker, recorders, publishers):
     assert got == [] and pub.counters.commands == 0
 
 
+def command(name: str, command_id: str, *, age: float = 0.0) -> bytes:
+    """A command message as the office sends it: name, a unique id and the time it was sent (``age`` s ago)."""
+    sent = datetime.now(timezone.utc) - timedelta(seconds=age)
+    return json.dumps({"command": name, "id": command_id, "time": sent.isoformat()}).encode()
+
+
 def test_commands_when_enabled(tmp_path, broker, recorders, publishers):
     got: list[str] = []
 
-    def on_command(command: str) -> None:
-        got.append(command)
+    def on_command(name: str) -> None:
+        got.append(name)
         if len(got) == 2:
             raise RuntimeError("handler bug")  # must not break the client
 
     with Outbox(tmp_path / "a.db") as outbox_a, Outbox(tmp_path / "b.db") as outbox_b:
         sender = recorders(broker.port, ["nothing"]).client
         # a retained command would be acted on at every reconnect: door2 must ignore this one
-        sender.publish("facegate/door2/command", b'{"command": "unlock"}', qos=1, retain=True).wait_for_publish(WAIT)
+        sender.publish("facegate/door2/command", command("unlock", "r1"), qos=1, retain=True).wait_for_publish(WAIT)
         pub = publishers(port=broker.port, device_id="door1", outbox=outbox_a, commands=True, on_command=on_command)
         trusted = publishers(port=broker.port, device_id="door2", outbox=outbox_b, commands=True,
                              allow_unlock=True, on_command=got.append)
@@ -283,18 +290,23 @@ def test_commands_when_enabled(tmp_path, broker, recorders, publishers):
                           and "Received SUBSCRIBE from facegate-door2" in broker.log())
         assert wait_until(lambda: trusted.counters.commands_rejected == 1)
         for payload in [b"not json", b'{"cmd": "unlock"}', b"[1, 2]", b'{"command": "explode"}', b"\xff\xfe",
-                        b'{"command": "unlock"}',  # not allowed on door1
-                        b'{"command": "reload_store"}', b'{"command": "reload_store"}']:
+                        command("unlock", "u1"),  # not allowed on door1
+                        b'{"command": "reload_store"}',  # no id, no time
+                        command("reload_store", "bad id!"), command("reload_store", "s1", age=120),  # stale
+                        command("reload_store", "s2", age=-120),  # from the future: a clock that is off
+                        command("reload_store", "c1"), command("reload_store", "c2")]:
             sender.publish("facegate/door1/command", payload, qos=1)
-        assert wait_until(lambda: pub.counters.commands_rejected == 7)
+        assert wait_until(lambda: pub.counters.commands_rejected == 11)  # 10 refused, 1 handler raised
         assert got == ["reload_store", "reload_store"] and pub.counters.commands == 1  # the 2nd handler call raised
 
-        sender.publish("facegate/door2/command", b'{"command": "unlock"}', qos=1).wait_for_publish(WAIT)
+        sender.publish("facegate/door2/command", command("unlock", "u2"), qos=1).wait_for_publish(WAIT)
         assert wait_until(lambda: got[-1:] == ["unlock"])
         assert trusted.counters.commands == 1 and trusted.counters.commands_rejected == 1
+        # a recorded unlock sent again opens nothing
+        sender.publish("facegate/door2/command", command("unlock", "u2"), qos=1).wait_for_publish(WAIT)
+        assert wait_until(lambda: trusted.counters.commands_rejected == 2)
+        assert got.count("unlock") == 1 and trusted.counters.commands == 1
 
-        pub.publish_event(Event("started", "door1"))  # the client still works
-        assert pub.flush(WAIT) and pub.connected
 
 
 def test_password_good_and_bad_never_logged(tmp_path, recorders, publishers, caplog):

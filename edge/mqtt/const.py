@@ -47,6 +47,10 @@ COMMANDS = (COMMAND_RELOAD_STORE, COMMAND_UNLOCK)
 COMMAND_KEY = "command"
 #: How many bytes of a rejected payload are quoted in the log.
 COMMAND_QUOTE_BYTES = 80
+#: A command older (or newer: a clock that is off) than this many seconds is stale and refused.
+COMMAND_MAX_AGE_SECONDS = 30.0
+#: Command ids remembered to refuse a replay (the oldest are forgotten first; older commands are stale anyway).
+COMMAND_IDS_REMEMBERED = 1000
 
 #: Home Assistant discovery: ``<node>`` is this followed by the device id (characters outside
 #: ``A-Za-z0-9_-`` become ``_``); the device's manufacturer and model.

@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.core.events import Event
 from edge.errors import MqttError, OutboxError
-from edge.mqtt.commands import Rejected, parse_command
+from edge.mqtt.commands import Rejected, SeenIds, parse_command
 from edge.mqtt.const import (
     CLIENT_ID_PREFIX,
     DEFAULT_DISCOVERY_PREFIX,
@@ -101,6 +102,7 @@ class EventPublisher:
         self.max_unacked = max_unacked
         self._outbox = outbox
         self._on_command = on_command
+        self._seen_commands = SeenIds()
 
         self._lock = threading.Lock()  # a leaf lock: never held while calling paho or the outbox writes
         self._cond = threading.Condition(self._lock)
@@ -367,9 +369,15 @@ class EventPublisher:
 
     def _parse_command(self, message) -> str | None:
         """The command name of a valid, allowed command message, else None (rejected and counted)."""
-        result = parse_command(message.payload, retain=message.retain, allow_unlock=self.allow_unlock)
+        result = parse_command(message.payload, now=datetime.now(timezone.utc), retain=message.retain,
+                               allow_unlock=self.allow_unlock)
         if isinstance(result, Rejected):
             self._reject_command(result.reason)
             return None
-        log.info("MQTT: command %s", result)
-        return result
+        with self._lock:
+            fresh = self._seen_commands.add(result.id)
+        if not fresh:
+            self._reject_command(f"{result.name} {result.id}: replayed (this id was acted on already)")
+            return None
+        log.info("MQTT: command %s (%s)", result.name, result.id)
+        return result.name
