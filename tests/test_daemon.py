@@ -50,6 +50,7 @@ def write_config(path: Path, door_dir: Path, weights_dir: Path, *, camera: str |
     path.write_text(f"""
 [device]
 id = "test-door"
+name = "Test door"
 [models]
 encoder = "{weights_dir / 'facenet_int8.tflite'}"
 detector = "{weights_dir / 'face_detection_short_range.tflite'}"
@@ -271,7 +272,8 @@ def test_events_reach_a_real_broker_with_the_documented_payloads(door_dir, weigh
             assert first["device"] == "test-door" and first["person"] in ENROLLED
             assert wait_until(lambda: dashboard.retained("facegate/test-door/availability")[-1:] == ["offline"]
                               or dashboard.payloads("facegate/test-door/availability")[-1:] == ["offline"])
-            assert any(t.startswith("homeassistant/") for t in {m.topic for m in dashboard.messages})
+            configs = [json.loads(m.payload) for m in dashboard.messages if m.topic.startswith("homeassistant/")]
+            assert configs and {c["device"]["name"] for c in configs} == {"Test door"}  # the config's [device] name
         finally:
             dashboard.close()
 

@@ -107,7 +107,8 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                                                   embedding_size=model.embedding_size, create=True))
         gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
         if config.mqtt is not None:
-            publisher = _open_publisher(config.mqtt, config.device.id, config.store.path, stack, unlock, alarms)
+            publisher = _open_publisher(config.mqtt, config.device.id, config.device.name, config.store.path, stack,
+                                        unlock, alarms)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
@@ -141,7 +142,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
             _restore_signal_handlers(previous)
 
 
-def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: ExitStack,
+def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, store_path: Path, stack: ExitStack,
                     unlock: Callable[[str], bool], alarms: list[dict[str, Any]]) -> Any:
     from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
@@ -160,7 +161,7 @@ def _open_publisher(m: MqttSection, device_id: str, store_path: Path, stack: Exi
             log.info("reload_store: the store is re-read whenever it changes; nothing to do")
 
     publisher = EventPublisher(
-        host=m.host, port=m.port, device_id=device_id, prefix=m.prefix, username=m.username,
+        host=m.host, port=m.port, device_id=device_id, device_name=device_name, prefix=m.prefix, username=m.username,
         password=m.password.get_secret_value() if m.password is not None else None, tls=m.tls,
         tls_ca=str(m.tls_ca) if m.tls_ca else None, tls_cert=str(m.tls_cert) if m.tls_cert else None,
         tls_key=str(m.tls_key) if m.tls_key else None, outbox=outbox,

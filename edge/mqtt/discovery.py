@@ -33,15 +33,16 @@ def node_id(device_id: str) -> str:
     return DISCOVERY_NODE_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "_", device_id)
 
 
-def discovery_messages(topics: Topics, device_id: str, discovery_prefix: str) -> list[tuple[str, dict]]:
+def discovery_messages(topics: Topics, device_id: str, discovery_prefix: str, *,
+                       device_name: str | None = None) -> list[tuple[str, dict]]:
     """(config topic, config) for the door, last person and events entities, to be published retained."""
     node = node_id(device_id)
     common: dict[str, Any] = {
         "availability_topic": topics.availability,
         "payload_available": PAYLOAD_ONLINE,
         "payload_not_available": PAYLOAD_OFFLINE,
-        "device": {"identifiers": [node], "name": f"facegate {device_id}", "manufacturer": DISCOVERY_MANUFACTURER,
-                   "model": DISCOVERY_MODEL},
+        "device": {"identifiers": [node], "name": device_name or f"facegate {device_id}",
+                   "manufacturer": DISCOVERY_MANUFACTURER, "model": DISCOVERY_MODEL},
     }
     entities: list[tuple[str, str, dict[str, Any]]] = [
         ("binary_sensor", "door", {"name": "Door", "state_topic": topics.state(STATE_DOOR),

@@ -66,6 +66,7 @@ class EventPublisher:
     Args:
         host, port: the broker (TLS brokers usually listen on 8883).
         device_id: this door's id: one topic level (no ``/ + #``).
+        device_name: the door's display name in Home Assistant (the config's ``[device] name``); default from the id.
         prefix: the first topic level(s) of the tree.
         username, password: broker credentials (the password is never logged).
         tls: use TLS; with no ``tls_ca`` the system's CA certificates are trusted.
@@ -85,7 +86,8 @@ class EventPublisher:
         MqttError: a bad topic level or an unusable TLS file.
     """
 
-    def __init__(self, *, host: str, port: int = 1883, device_id: str, prefix: str = DEFAULT_PREFIX,
+    def __init__(self, *, host: str, port: int = 1883, device_id: str, device_name: str | None = None,
+                 prefix: str = DEFAULT_PREFIX,
                  username: str | None = None, password: str | None = None, tls: bool = False, tls_ca: str | None = None,
                  tls_cert: str | None = None, tls_key: str | None = None, outbox: Outbox,
                  client_factory: Callable[[str], mqtt.Client] | None = None, keepalive: int = 30,
@@ -102,6 +104,7 @@ class EventPublisher:
         self.max_unacked = max_unacked
         self._outbox = outbox
         self._on_command = on_command
+        self.device_name = device_name
         self._seen_commands = SeenIds()
 
         self._lock = threading.Lock()  # a leaf lock: never held while calling paho or the outbox writes
@@ -298,7 +301,8 @@ class EventPublisher:
             log.warning("MQTT: %s:%d refused the connection: %s", self.host, self.port, reason_code)
             return
         if self.discovery_prefix is not None:
-            for topic, config in discovery_messages(self.topics, self.device_id, self.discovery_prefix):
+            for topic, config in discovery_messages(self.topics, self.device_id, self.discovery_prefix,
+                                                    device_name=self.device_name):
                 self._send(topic, json.dumps(config, sort_keys=True), retain=True)
         with self._state_lock:  # no set_state between the snapshot and its sending: the newest value wins
             with self._lock:
