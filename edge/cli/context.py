@@ -41,9 +41,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector", type=Path, help="a BlazeFace .tflite file (overrides --range)")
     g.add_argument("--store", type=Path, default=None, help="the encoding store (default: $FACEGATE_STORE or "
                    "./facegate-store.db)")
-    g.add_argument("--threshold", type=float, help="distance threshold, used as it is (default for 1:N: derived from "
-                   "the model's reference strangers for --target-fpir at the number enrolled; for 1:1 and "
-                   "enrolment: the model card's)")
+    g.add_argument("--threshold", type=float, help="distance threshold, used as it is (default for 1:N: the store's "
+                   "site calibration while it holds, see 'facegate calibrate --site', else derived from the model's "
+                   "reference strangers for --target-fpir at the number enrolled; for 1:1 and enrolment: the model "
+                   "card's)")
     g.add_argument("--target-fpir", type=float, default=0.005, metavar="RATE",
                    help="1:N: share of strangers that may be let in, 0..0.2 (default %(default)s = 0.5%%)")
     g.add_argument("--margin", type=float, default=0.1, help="face crop margin (default 0.1)")
@@ -101,7 +102,8 @@ class CliEnv:
         return ModelCard.for_model(self.model_path())
 
     def open_set(self) -> Any:
-        """The store's people as templates, with the 1:N threshold in force (:mod:`edge.core.openset`)."""
+        """The store's people as templates, with the 1:N threshold in force (:mod:`edge.core.openset`): --threshold,
+        else the store's site calibration while it holds for the people enrolled now, else the reference strangers."""
         from edge.core.openset import OpenSetGallery
 
         if not 0 < self.args.target_fpir < 0.2:

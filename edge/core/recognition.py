@@ -110,8 +110,9 @@ class FaceModel:
 
     def open_set(self, database: Any, *, target_fpir: float = DEFAULT_TARGET_FPIR,
                  override: float | None = None) -> OpenSetGallery:
-        """``database``'s people as templates, with the 1:N threshold derived from this model's reference
-        strangers for ``target_fpir`` (see :mod:`edge.core.openset`); ``override`` replaces the derivation."""
+        """``database``'s people as templates, with the 1:N threshold in force for ``target_fpir`` (see
+        :mod:`edge.core.openset`): the store's site calibration while it holds for the people enrolled now and this
+        model, else derived from this model's reference strangers; ``override`` replaces both."""
         return OpenSetGallery.for_card(database, self.encoder.card, target_fpir=target_fpir, override=override)
 
     def verifies(self, distance: float) -> bool:

@@ -61,6 +61,9 @@ CREATE INDEX encodings_by_person ON encodings(person_id);
 """
 # AUTOINCREMENT: an encoding id is never reused, so a stale id can never remove someone else's encoding.
 
+#: The meta table's keys written when a file is created: the stamp, never changed afterwards.
+_STAMP_KEYS = frozenset({"format", "schema_version", "model_sha256", "embedding_size", "created"})
+
 # SQLite primary result codes (the low byte of an extended code)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
 
@@ -288,3 +291,17 @@ def inserted_id(cursor: sqlite3.Cursor) -> int:
     if cursor.lastrowid is None:
         raise StoreError("SQLite reported no id for an inserted row")
     return cursor.lastrowid
+
+
+def meta_value(conn: sqlite3.Connection, key: str) -> str | None:
+    """The value of ``key`` in the store's meta table, or ``None`` if it has none (inside a read or write)."""
+    row = conn.execute(f"SELECT value FROM {_META_TABLE} WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta_value(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Write ``key`` of the store's meta table (inside a :meth:`StoreFile.write`); the stamp's keys are refused."""
+    if key in _STAMP_KEYS:
+        raise StoreError(f"{key!r} is part of the store's stamp and is never changed")
+    conn.execute(f"INSERT INTO {_META_TABLE} (key, value) VALUES (?, ?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))

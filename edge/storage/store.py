@@ -7,9 +7,9 @@ embedding size; it refuses to open with any other model, because distances betwe
 different models mean nothing (a stranger could match).
 
 This module holds :class:`EncodingStore` (adding, removing, renaming, reading, the 1:N matrix, export and
-import). The checks of what a caller hands it are :mod:`edge.storage.inputs`; the SQLite file (schema, opening
-checks, transactions) :mod:`edge.storage.sqlite`; the export file format :mod:`edge.storage.transfer`; names
-:mod:`edge.core.names`.
+import, the site calibration record). The checks of what a caller hands it are :mod:`edge.storage.inputs`; the
+SQLite file (schema, opening checks, transactions) :mod:`edge.storage.sqlite`; the export file format
+:mod:`edge.storage.transfer`; names :mod:`edge.core.names`.
 
 Safety:
 
@@ -24,6 +24,10 @@ Safety:
   byte-for-byte untouched.
 * :meth:`EncodingStore.matrix` is cached and re-read only when the file changed, whoever changed it
   (``PRAGMA data_version``), so a running daemon sees an enrolment made by another process at its next frame.
+* The site calibration (``facegate calibrate --site``: the door's 1:N threshold measured on these people) is one
+  JSON object under the key ``site_calibration`` of the meta table (no schema change). It names the people it was
+  made for (:func:`edge.core.openset.people_key`); it is written only if the store still holds them, and the door
+  uses it only while it does (:class:`edge.core.openset.OpenSetGallery`).
 
 Errors: bad input (a name, an encoding's shape or values, a ``sources`` / ``qualities`` list, an encoding id,
 an import file) raises :class:`edge.errors.StoreInputError`, which is also a ``ValueError``; a problem of the
@@ -41,23 +45,28 @@ spelling, or rename one). Times are UTC ISO-8601 strings (``2025-01-31T08:15:00+
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge.core.names import check_name, name_key
+from edge.core.openset import people_key
 from edge.errors import StoreError, StoreInputError
 from edge.storage.inputs import NORM_TOLERANCE, check_column, check_quality, check_source, check_vectors
-from edge.storage.sqlite import StoreFile, from_blobs, inserted_id, to_blob, utc_now
+from edge.storage.sqlite import StoreFile, from_blobs, inserted_id, meta_value, set_meta_value, to_blob, utc_now
 from edge.storage.transfer import read_export, write_export
 
 log = logging.getLogger(__name__)
+
+#: The meta table's key of the site calibration record.
+SITE_CALIBRATION_KEY = "site_calibration"
 
 
 @dataclass(frozen=True)
@@ -249,7 +258,51 @@ class EncodingStore:
             conn.execute("UPDATE people SET name = ?, updated = ? WHERE id = ?", (new_clean, utc_now(), person))
         log.info("store %s: renamed %s to %s", self._path, old_clean, new_clean)
 
+    def save_site_calibration(self, record: Mapping) -> None:
+        """Store the site calibration ``record`` (a JSON object, see ``facegate calibrate --site``), replacing
+        any earlier one, in one transaction.
+
+        Raises:
+            StoreInputError: ``record`` is not a JSON object of finite values, or has no ``people_key``.
+            StoreError: the enrolled people are no longer those of its ``people_key`` (someone was enrolled or
+                removed while it was measured: nothing is stored), or the file cannot be written.
+        """
+        if not isinstance(record, Mapping) or not isinstance(record.get("people_key"), str):
+            raise StoreInputError("a site calibration must be a JSON object with a people_key")
+        try:
+            text = json.dumps(dict(record), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise StoreInputError(f"a site calibration must be plain JSON: {err}") from None
+        with self._db.write("write the site calibration to") as conn:
+            names = [r[0] for r in conn.execute("SELECT p.name FROM encodings e JOIN people p ON p.id = e.person_id")]
+            if people_key(names) != record["people_key"]:
+                raise StoreError(f"the people enrolled in {self._path} changed while the calibration was measured; "
+                                 "nothing was stored: run it again")
+            set_meta_value(conn, SITE_CALIBRATION_KEY, text)
+        log.info("store %s: site calibration stored (threshold %s)", self._path, record.get("threshold"))
+
     # -- reading -------------------------------------------------------------------------------------------
+
+    def site_calibration(self) -> dict | None:
+        """The site calibration record stored by :meth:`save_site_calibration`, or ``None`` if there is none.
+
+        A value that is not a JSON object (the file was edited by hand) is logged and taken as none: the door
+        then derives its threshold from the model's reference strangers, as without a calibration.
+        """
+        with self._db.read() as conn:
+            text = meta_value(conn, SITE_CALIBRATION_KEY)
+        if text is None:
+            return None
+        try:
+            record = json.loads(text, parse_constant=_no_constant)
+        except ValueError as err:
+            log.warning("store %s: the site calibration is not JSON (%s): ignored", self._path, err)
+            return None
+        if not isinstance(record, dict):
+            log.warning("store %s: the site calibration is not a JSON object: ignored", self._path)
+            return None
+        return record
+
 
     def people(self) -> list[Person]:
         """Everyone enrolled, sorted by name (code-point order)."""
@@ -435,3 +488,8 @@ class EncodingStore:
         log.info("store %s: imported %d encoding(s) of %d people from %s%s", self._path, added, len(export.people),
                  source, " (replacing)" if replace else "")
         return added
+
+
+def _no_constant(name: str) -> float:
+    """``json.loads``'s hook for ``NaN`` and ``Infinity``, which a stored record never holds."""
+    raise ValueError(f"{name} is not a number a record holds")
