@@ -344,6 +344,44 @@ def test_the_exit_button_unlocks_and_says_so(door_dir, weights_dir, tmp_path):
     assert "recognized" not in [e.type for e in events] and factory.pin(PIN).state is False
 
 
+@pytest.mark.parametrize("change", ["replaced", "deleted"])
+def test_a_store_replaced_or_deleted_under_the_running_door_is_noticed(door_dir, weights_dir, tmp_path, change):
+    """After a few unlocks the store file is replaced by one holding only Mindy Kaling (an operator's push), or
+    deleted: an alarm says so, and from then on the door admits from what is on disk (SQLite alone would go on
+    reading the old file): only Mindy, or nobody."""
+    import shutil
+
+    store = tmp_path / "people.sqlite"
+    shutil.copy(door_dir / "people.sqlite", store)
+    text = write_config(tmp_path / "door.toml", door_dir, weights_dir).read_text()
+    (tmp_path / "door.toml").write_text(text.replace(str(door_dir / "people.sqlite"), str(store))
+                                        .replace("fps = 0", "fps = 20"))
+    events: list = []
+
+    def sink(event):
+        events.append(event)
+        if event.type == "recognized" and [e.type for e in events].count("recognized") == 3:
+            if change == "deleted":
+                store.unlink()
+            else:
+                pushed = tmp_path / "new.sqlite"
+                mindy = [str(p) for p in sorted((door_dir / "visits").glob("*mindy*"))][::3]
+                assert main(["enroll", "mindy_kaling", *mindy, "--store", str(pushed)]) in (0, 3)
+                pushed.replace(store)
+
+    factory = MockFactory()
+    run_door(load_config(tmp_path / "door.toml"), pin_factory=factory, echo=None, extra_sink=sink,
+             handle_signals=False)
+    kinds = [e.type for e in events]
+    alarms = [e.detail for e in events if e.type == "alarm"]
+    assert len(alarms) == 1 and alarms[0]["reason"] == "store_changed" and change in alarms[0]["detail"]
+    at = kinds.index("alarm")
+    admitted_after = {e.person for e in events[at:] if e.type == "recognized"}
+    assert admitted_after == (set() if change == "deleted" else {"mindy_kaling"})
+    assert "mindy_kaling" not in {e.person for e in events[:at] if e.type == "recognized"}
+    assert kinds[:at].count("recognized") >= 3 and factory.pin(PIN).state is False
+
+
 def test_systemd_hears_ready_and_stopping(door_dir, weights_dir, tmp_path, monkeypatch):
     import socket
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,8 @@ class DoorDaemon:
             right after ``started``.
         unlock: ``unlock(cause, person) -> bool`` pulses the relay and records why (the runner's; default: the
             relay's own ``pulse()``).
+        store_watch: has ``check() -> str | None`` (:class:`edge.daemon.store_watch.FollowedStore`): asked
+            every frame whether the store was deleted or replaced on disk; each change is an ``alarm``.
     """
 
     def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
@@ -80,7 +83,7 @@ class DoorDaemon:
                  door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic,
                  fuse_frames: bool = True, report_closest: bool = False,
                  startup_alarms: list[dict] | None = None,
-                 unlock: Callable[[str, str | None], bool] | None = None):
+                 unlock: Callable[[str, str | None], bool] | None = None, store_watch: Any = None):
         self.device_id = device_id
         self.camera = camera
         self.model = model
@@ -98,6 +101,7 @@ class DoorDaemon:
         self.report_closest = report_closest
         self.startup_alarms = list(startup_alarms or [])
         self._unlock = unlock
+        self.store_watch = store_watch
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -134,6 +138,7 @@ class DoorDaemon:
                         self.event("alarm", detail=detail)
                     if self.notifier is not None:
                         self.notifier.ready("watching the door")
+                self._check_store()
                 self.process(frame.image, now=frame.time)
                 for reason in self.check_door():
                     self.event("alarm", detail={"reason": reason})
@@ -160,6 +165,15 @@ class DoorDaemon:
         log.info("the frames of one approach voted for %s, their fused face did not match (%s at %.3f)",
                  votes[-1].identity, who, dist)
         return False
+
+    def _check_store(self) -> None:
+        """An alarm when the store file was deleted or replaced under the running door (never silent)."""
+        if self.store_watch is None:
+            return
+        change = self.store_watch.check()
+        if change is not None:
+            log.warning("%s", change)
+            self.event("alarm", detail={"reason": "store_changed", "detail": change})
 
     def _note_threshold(self) -> None:
         """Log when the threshold in force changes (someone enrolled or removed while the door runs)."""

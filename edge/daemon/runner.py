@@ -55,6 +55,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
     """
     from edge.core.door_monitor import DoorMonitor
     from edge.core.recognition import FaceModel
+    from edge.daemon.store_watch import FollowedStore
     from edge.devices.camera.resilient import ResilientCamera
     from edge.devices.inputs import DoorInputs
     from edge.devices.pins import pin_factory_named
@@ -103,8 +104,10 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         rec = config.recognition
         model = FaceModel.from_files(config.models.encoder, config.models.detector, num_threads=config.models.threads,
                                      margin=rec.margin, align=rec.align, threshold=rec.threshold)
-        store = stack.enter_context(EncodingStore(config.store.path, model_sha256=model.model_sha256,
-                                                  embedding_size=model.embedding_size, create=True))
+        store = stack.enter_context(FollowedStore(
+            config.store.path, embedding_size=model.embedding_size,
+            open_store=lambda path, create: EncodingStore(path, model_sha256=model.model_sha256,
+                                                          embedding_size=model.embedding_size, create=create)))
         gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
         if config.mqtt is not None:
             publisher = _open_publisher(config.mqtt, config.device.id, config.device.name, config.store.path, stack,
@@ -132,7 +135,8 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         daemon = DoorDaemon(device_id=config.device.id, camera=camera, model=model, gallery=gallery, relay=relay,
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
                             door_monitor=door_monitor, fuse_frames=rec.fuse_frames,
-                            report_closest=rec.report_closest_match, startup_alarms=alarms, unlock=unlock)
+                            report_closest=rec.report_closest_match, startup_alarms=alarms, unlock=unlock,
+                            store_watch=store)
         daemon_ref.append(daemon)
         camera.open()
         try:
