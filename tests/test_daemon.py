@@ -293,14 +293,19 @@ def test_max_frames_stops_the_loop(door_dir, weights_dir, tmp_path):
     assert counters.frames == 5 and factory.pin(PIN).state is False
 
 
-def test_door_forced_open_raises_an_alarm(door_dir, weights_dir, tmp_path):
-    """Only the stranger walks up; the door contact then reports the door open with the relay off."""
+def stranger_only_camera(door_dir: Path, tmp_path: Path) -> str:
+    """A replay camera config of Mindy Kaling's visits alone (the stranger), paced at 20 frames a second."""
     visits = tmp_path / "visits"
     visits.mkdir()
     for frame in sorted((door_dir / "visits").iterdir()):
         if "mindy_kaling" in frame.name:
             (visits / frame.name).symlink_to(frame.resolve())
-    camera = f'type = "replay"\npath = "{visits}"\nfps = 20'
+    return f'type = "replay"\npath = "{visits}"\nfps = 20'
+
+
+def test_door_forced_open_raises_an_alarm(door_dir, weights_dir, tmp_path):
+    """Only the stranger walks up; the door contact then reports the door open with the relay off."""
+    camera = stranger_only_camera(door_dir, tmp_path)
     extra = "[door]\ncontact_pin = 27\nheld_open_seconds = 60"
     factory = MockFactory()
     events: list = []
@@ -321,12 +326,7 @@ def test_door_forced_open_raises_an_alarm(door_dir, weights_dir, tmp_path):
 
 def test_the_exit_button_unlocks_and_says_so(door_dir, weights_dir, tmp_path):
     """Only the stranger at the camera; someone inside presses the exit button: door_unlocked names the button."""
-    visits = tmp_path / "visits"
-    visits.mkdir()
-    for frame in sorted((door_dir / "visits").iterdir()):
-        if "mindy_kaling" in frame.name:
-            (visits / frame.name).symlink_to(frame.resolve())
-    camera = f'type = "replay"\npath = "{visits}"\nfps = 20'
+    camera = stranger_only_camera(door_dir, tmp_path)
     factory = MockFactory()
     events: list = []
 
