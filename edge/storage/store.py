@@ -1,5 +1,9 @@
 """The encoding store: the door's database of enrolled people and their face encodings.
 
+(Why this file is near 500 lines: it is one class, :class:`EncodingStore`, each of whose methods is one
+transaction on one connection behind one lock, with the matrix cache they all keep consistent; the SQLite file,
+the input checks and the export format already live apart.)
+
 One SQLite file maps each person's name to one or more encodings (different photos, lighting, days). An
 encoding is a 1-D vector of ``embedding_size`` float32 values with L2 norm 1, stored as a BLOB of float32
 little-endian bytes. The store is *stamped* when it is created with the sha256 of the encoder model and its
