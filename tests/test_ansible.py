@@ -187,7 +187,8 @@ def test_example_inventory_gives_each_door_its_own_id_and_pins():
 def test_converge_installs_the_door(converged, lab, weights_dir):
     root = converged["root"]
     models = root / "var/lib/facegate/models"
-    for name in ("facenet_int8.tflite", "facenet_int8.card.json", "face_detection_short_range.tflite"):
+    for name in ("facenet_int8.tflite", "facenet_int8.card.json", "facenet_int8.strangers.npy",
+                 "face_detection_short_range.tflite"):
         assert (models / name).read_bytes() == (weights_dir / name).read_bytes(), name
 
     store = root / "var/lib/facegate/people.sqlite"
@@ -269,7 +270,7 @@ def test_refuses_a_missing_model(lab, weights_dir):
     root.mkdir()
     models = lab["base"] / "models-without-encoder"
     models.mkdir()
-    for name in ("facenet_int8.card.json", "face_detection_short_range.tflite"):
+    for name in ("facenet_int8.card.json", "facenet_int8.strangers.npy", "face_detection_short_range.tflite"):
         (models / name).symlink_to(weights_dir / name)
     done, output = lab["run"](root, facegate_model_dir=str(models))
     _assert_refused(done, output, root, f"missing on the controller: {models}/facenet_int8.tflite")
