@@ -34,8 +34,9 @@ COMMANDS: dict[str, tuple[str, bool]] = {
 EPILOG = """exit codes: 0 done (and every answer was yes); 1 error; 2 bad arguments; 3 some answer was no
 (not in the database, verification refused, photo rejected at enrolment); 130 interrupted.
 
-environment: FACEGATE_MODELS (folder with the models, default: this checkout's weights/),
-FACEGATE_STORE (the encoding store, default: ./facegate-store.db)."""
+environment: FACEGATE_MODELS (folder with the models; default: this checkout's weights/, else a door's
+/var/lib/facegate/models), FACEGATE_STORE (the encoding store; default: a door's /var/lib/facegate/people.sqlite
+if there is one, else ./facegate-store.db)."""
 
 
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:

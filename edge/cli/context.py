@@ -18,16 +18,27 @@ from typing import Any, TextIO
 from edge.errors import ExitCode
 
 _REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+#: Where a door keeps its models and store: the service's StateDirectory= (systemd/facegate.service, and the
+#: Ansible role's facegate_state_dir), so an operator on the device needs no flag.
+DEVICE_STATE_DIR = Path("/var/lib/facegate")
 
 
 def default_models_dir() -> Path:
-    """``$FACEGATE_MODELS``, else this checkout's ``weights/``."""
-    return Path(os.environ.get("FACEGATE_MODELS") or _REPO_WEIGHTS)
+    """``$FACEGATE_MODELS``; else this source checkout's ``weights/``; else a door's ``/var/lib/facegate/models``."""
+    if os.environ.get("FACEGATE_MODELS"):
+        return Path(os.environ["FACEGATE_MODELS"])
+    if _REPO_WEIGHTS.is_dir() or not (DEVICE_STATE_DIR / "models").is_dir():
+        return _REPO_WEIGHTS
+    return DEVICE_STATE_DIR / "models"
 
 
 def default_store() -> Path:
-    """``$FACEGATE_STORE``, else ``./facegate-store.db``."""
-    return Path(os.environ.get("FACEGATE_STORE") or "facegate-store.db")
+    """``$FACEGATE_STORE``; else a door's ``/var/lib/facegate/people.sqlite`` if there is one; else
+    ``./facegate-store.db``."""
+    if os.environ.get("FACEGATE_STORE"):
+        return Path(os.environ["FACEGATE_STORE"])
+    door = DEVICE_STATE_DIR / "people.sqlite"
+    return door if door.is_file() else Path("facegate-store.db")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +78,14 @@ class CliEnv:
         return bool(getattr(self.args, "json", False))
 
     def model_path(self) -> Path:
-        return self.args.model or default_models_dir() / f"facenet_{self.args.variant}.tflite"
+        """The FaceNet model chosen; a clear error naming the variable and the flag when it is not there."""
+        path = self.args.model or default_models_dir() / f"facenet_{self.args.variant}.tflite"
+        if not self.args.model and not path.is_file():
+            from edge.errors import ModelError
+
+            raise ModelError(f"no model at {path}: set FACEGATE_MODELS to the folder holding facenet_<variant>.tflite "
+                             "and its card (a door's is /var/lib/facegate/models), or pass --model FILE")
+        return path
 
     def detector_path(self) -> Path:
         return self.args.detector or default_models_dir() / f"face_detection_{self.args.range}_range.tflite"
