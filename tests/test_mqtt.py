@@ -97,7 +97,19 @@ def test_events_states_availability_and_discovery(tmp_path, broker, recorders, p
         door = configs["homeassistant/binary_sensor/facegate_door1/door/config"]
         assert (door["state_topic"], door["payload_on"], door["payload_off"]) == (
             "facegate/door1/state/door", "unlocked", "locked")
-        assert configs["homeassistant/event/facegate_door1/events/config"]["event_types"] == list(EVENT_TYPES)
+        events_config = configs["homeassistant/event/facegate_door1/events/config"]
+        assert events_config["event_types"] == list(EVENT_TYPES)
+        assert "value_json.time" in events_config["value_template"]  # the door's own time travels with each event
+        for config in configs.values():
+            assert config["qos"] == 1 and config["origin"]["name"] == "facegate"
+
+        # Home Assistant restarts and says so (its birth message): the door announces itself again
+        before = sum(1 for m in rec.messages if m.topic.startswith("homeassistant/") and m.topic.endswith("/config"))
+        rec.client.publish("homeassistant/status", "online", qos=1).wait_for_publish(WAIT)
+        assert wait_until(lambda: sum(1 for m in rec.messages if m.topic.startswith("homeassistant/")
+                                      and m.topic.endswith("/config")) == before + 3)
+        assert wait_until(lambda: rec.payloads("facegate/door1/availability")[-1:] == ["online"]
+                          and len(rec.payloads("facegate/door1/availability")) == 2)
 
         late = recorders(broker.port, ["facegate/door1/#"])  # retained messages, as a new dashboard sees them
         assert wait_until(lambda: late.retained("facegate/door1/availability") == ["online"])
@@ -107,7 +119,7 @@ def test_events_states_availability_and_discovery(tmp_path, broker, recorders, p
         pub.stop()
         pub.stop()  # idempotent
         assert not pub.connected
-        assert wait_until(lambda: rec.payloads("facegate/door1/availability") == ["online", "offline"])
+        assert wait_until(lambda: rec.payloads("facegate/door1/availability") == ["online", "online", "offline"])
         after = recorders(broker.port, ["facegate/door1/availability"])
         assert wait_until(lambda: after.retained("facegate/door1/availability") == ["offline"])
         counters = pub.counters
@@ -259,7 +271,8 @@ def test_commands_are_off_by_default(tmp_path, broker, recorders, publishers):
         probe.client.publish("facegate/door1/command", '{"command": "reload_store"}', qos=1).wait_for_publish(WAIT)
         pub.publish_event(Event("started", "door1"))
         assert pub.flush(WAIT)
-    assert "Received SUBSCRIBE from facegate-door1" not in broker.log()
+    assert "facegate/door1/command (QoS" not in broker.log()  # it subscribes only to Home Assistant's status
+    assert "homeassistant/status (QoS" in broker.log()
     assert got == [] and pub.counters.commands == 0
 
 

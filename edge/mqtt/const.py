@@ -57,3 +57,6 @@ COMMAND_IDS_REMEMBERED = 1000
 DISCOVERY_NODE_PREFIX = "facegate_"
 DISCOVERY_MANUFACTURER = "facegate"
 DISCOVERY_MODEL = "face-recognition door"
+#: The topic Home Assistant announces itself on (its birth message "online"): discovery is sent again then.
+DISCOVERY_STATUS_SUFFIX = "status"
+HA_ONLINE = "online"

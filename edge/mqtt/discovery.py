@@ -18,14 +18,28 @@ from edge.mqtt.const import (
     PAYLOAD_OFFLINE,
     PAYLOAD_ONLINE,
     PAYLOAD_UNLOCKED,
+    QOS,
     STATE_DOOR,
     STATE_LAST_PERSON,
 )
 from edge.mqtt.topics import Topics
 
 #: Home Assistant's template that turns an event's JSON into an ``event`` entity's state and attributes.
+# The door's own time and detail travel with every event: events queued in the outbox during an outage fire in
+# Home Assistant when they arrive, and its state (the arrival) would otherwise be all it shows.
 _EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, 'person': value_json.person, "
-                   "'distance': value_json.distance, 'event_id': value_json.id} | to_json }}")
+                   "'distance': value_json.distance, 'event_id': value_json.id, 'time': value_json.time, "
+                   "'detail': value_json.detail} | to_json }}")
+
+
+def _version() -> str:
+    """facegate's installed version, for the ``origin`` block (``"unknown"`` from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facegate")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def node_id(device_id: str) -> str:
@@ -43,6 +57,8 @@ def discovery_messages(topics: Topics, device_id: str, discovery_prefix: str, *,
         "payload_not_available": PAYLOAD_OFFLINE,
         "device": {"identifiers": [node], "name": device_name or f"facegate {device_id}",
                    "manufacturer": DISCOVERY_MANUFACTURER, "model": DISCOVERY_MODEL},
+        "origin": {"name": "facegate", "sw_version": _version()},
+        "qos": QOS,  # Home Assistant subscribes at QoS 1, as the door publishes
     }
     entities: list[tuple[str, str, dict[str, Any]]] = [
         ("binary_sensor", "door", {"name": "Door", "state_topic": topics.state(STATE_DOOR),

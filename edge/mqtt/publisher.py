@@ -2,7 +2,8 @@
 
 The topic tree and the delivery guarantees are described in :mod:`edge.mqtt`; the topics, command parsing and
 discovery messages it sends come from :mod:`edge.mqtt.topics`, :mod:`edge.mqtt.commands` and
-:mod:`edge.mqtt.discovery`.
+:mod:`edge.mqtt.discovery`. (Over 400 lines because it is one stateful class: connection, sender thread,
+acknowledgements, commands and Home Assistant's birth message all share its lock and its view of the broker.)
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from edge.mqtt.const import (
     CLIENT_ID_PREFIX,
     DEFAULT_DISCOVERY_PREFIX,
     DEFAULT_PREFIX,
+    DISCOVERY_STATUS_SUFFIX,
     EVENT_RECOGNIZED,
     EVENT_STATES,
+    HA_ONLINE,
     PAYLOAD_OFFLINE,
     PAYLOAD_ONLINE,
     QOS,
@@ -300,25 +303,46 @@ class EventPublisher:
         if reason_code.is_failure:
             log.warning("MQTT: %s:%d refused the connection: %s", self.host, self.port, reason_code)
             return
-        if self.discovery_prefix is not None:
-            for topic, config in discovery_messages(self.topics, self.device_id, self.discovery_prefix,
-                                                    device_name=self.device_name):
-                self._send(topic, json.dumps(config, sort_keys=True), retain=True)
+        self._send_discovery()
         with self._state_lock:  # no set_state between the snapshot and its sending: the newest value wins
             with self._lock:
                 self._connected = True
                 self._broker_down_logged = False
                 self._counts["connects"] += 1
                 states = dict(self._states)
-            for name, value in states.items():
-                self._send(self.topics.state(name), value, retain=True)
+            self._send_states(states)
         # online last: whoever sees this device online has already been told its true state (a retained
         # 'unlocked' of a process that crashed mid-pulse is overwritten first)
         self._send(self.topics.availability, PAYLOAD_ONLINE, retain=True)
         log.info("MQTT: connected to %s:%d (%d event(s) pending)", self.host, self.port, len(self._outbox))
         if self.commands_enabled:
             client.subscribe(self.topics.command, qos=QOS)
+        if self.discovery_prefix is not None:  # Home Assistant's birth message: announce again when it restarts
+            client.subscribe(f"{self.discovery_prefix}/{DISCOVERY_STATUS_SUFFIX}", qos=QOS)
         self._wake()
+
+    def _send_discovery(self) -> None:
+        if self.discovery_prefix is None:
+            return
+        for topic, config in discovery_messages(self.topics, self.device_id, self.discovery_prefix,
+                                                device_name=self.device_name):
+            self._send(topic, json.dumps(config, sort_keys=True), retain=True)
+
+    def _home_assistant_status(self, payload: bytes) -> None:
+        """Home Assistant came (back) online: its discovery configs and the states again, then availability."""
+        if payload.strip() != HA_ONLINE.encode():
+            return
+        log.info("MQTT: Home Assistant is online: announcing the door again")
+        self._send_discovery()
+        with self._state_lock:
+            with self._lock:
+                states = dict(self._states)
+            self._send_states(states)
+        self._send(self.topics.availability, PAYLOAD_ONLINE, retain=True)
+
+    def _send_states(self, states: dict[str, str]) -> None:
+        for name, value in states.items():
+            self._send(self.topics.state(name), value, retain=True)
 
     def _on_log(self, client, userdata, level, buf) -> None:
         """paho's own log, under ``edge.mqtt.paho``; its per-retry 'not connected' errors as debug."""
@@ -352,6 +376,12 @@ class EventPublisher:
         self._acknowledged(event_id)
 
     def _on_message(self, client, userdata, message) -> None:
+        if self.discovery_prefix is not None and message.topic == f"{self.discovery_prefix}/{DISCOVERY_STATUS_SUFFIX}":
+            try:
+                self._home_assistant_status(message.payload)
+            except Exception:  # never raise into paho's network thread
+                log.exception("MQTT: announcing to Home Assistant failed")
+            return
         try:
             command = self._parse_command(message)
             if command is not None and self._on_command is not None:
