@@ -1,6 +1,6 @@
 """Strangers per approach, not per photo: the door daemon on replayed approaches of 3 frames, fusion on and off.
 
-    .venv/bin/python benchmarks/bench_fusion.py [--faces /work/shared/faces]
+    .venv/bin/python benchmarks/bench_fusion.py [--faces ../shared/faces]
 
 The development gallery (the celebrity train photos and the first 3 photos of each person of faces/johns/) is
 enrolled through ``facegate enroll`` into a temporary store. Every probe becomes one *approach*: 3 frames made
@@ -49,7 +49,7 @@ def approach_frames(photo: Path) -> list[np.ndarray]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, default=Path("/work/shared/faces"))
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
     args = parser.parse_args()
     weights = REPO / "weights"
     celebrity = weights / "photos" / "celebrity"

@@ -1,7 +1,7 @@
 """The open-set development measurement, through the CLI exactly as a site runs it: strangers let in (FPIR) and
 enrolled people turned away (FNIR) at the shipped settings, beside the card's fixed threshold.
 
-    .venv/bin/python benchmarks/bench_open_set.py [--faces /work/shared/faces] [--old-threshold 1.058]
+    .venv/bin/python benchmarks/bench_open_set.py [--faces ../shared/faces] [--old-threshold 1.058]
 
 Into a temporary store, ``facegate enroll`` (one process a person, the quality gate as it ships) enrols the
 celebrity train photos (weights/photos/celebrity/train) and the first ``--enrol`` photos (sorted) of each person
@@ -95,7 +95,7 @@ def measure(store: Path, genuine: list[tuple[str, Path]], strangers: list[Path],
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, default=Path("/work/shared/faces"),
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces",
                         help="the development faces: johns/<person>/*.jpg and strangers/*.jpg (default %(default)s)")
     parser.add_argument("--celebrity", type=Path, default=REPO / "weights" / "photos" / "celebrity",
                         help="train/ and val/ of the celebrity set (default: this checkout's weights/photos/...)")
