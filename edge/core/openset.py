@@ -293,11 +293,21 @@ class OpenSetGallery:
 
     @property
     def threshold(self) -> Threshold:
-        """The threshold in force for the templates as they are now."""
+        """The threshold in force for the templates as they are now (reads the database for changes)."""
         self._refresh()
         assert self._threshold is not None
         return self._threshold
 
+    @property
+    def last_threshold(self) -> Threshold:
+        """The threshold of the templates :meth:`matrix` handed out last, without reading the database again:
+        the one that belongs to a search just made (and no second store read on the door's hot path)."""
+        if self._threshold is None:
+            self._refresh()
+        assert self._threshold is not None
+        return self._threshold
+
     def accepts(self, distance: float | None) -> bool:
-        """Whether a match at ``distance`` to the nearest template is close enough (``<=`` the threshold)."""
-        return distance is not None and distance <= self.threshold.value
+        """Whether a match at ``distance`` to the nearest template (of the last :meth:`matrix`) is close enough
+        (``<=`` its threshold)."""
+        return distance is not None and distance <= self.last_threshold.value

@@ -177,7 +177,7 @@ class DoorDaemon:
 
     def _note_threshold(self) -> None:
         """Log when the threshold in force changes (someone enrolled or removed while the door runs)."""
-        now = self.gallery.threshold
+        now = self.gallery.last_threshold  # the frame's search just refreshed it: no second store read
         if self._threshold is not None and now != self._threshold:
             log.info("the enrolled people changed: 1:N %s", now.describe())
         self._threshold = now
