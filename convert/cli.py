@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--cache", type=Path, default=None, help="download cache (default: $FACEGATE_CACHE or "
                    "~/.cache/facegate)")
 
-    b = sub.add_parser("build", help="convert to TFLite (float32, float16, dynamic, int8), check and report")
+    b = sub.add_parser("build", help="convert to TFLite (FaceNet float32, float16, dynamic, int8; the "
+                       "liveness models), check and report")
     b.add_argument("--weights", type=Path, default=REPO_WEIGHTS, help="fetched weights (default: %(default)s)")
     b.add_argument("--out", type=Path, default=None, help="where models, cards and report go (default: --weights)")
     b.add_argument("--photos", type=Path, default=None,
@@ -59,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--cache", type=Path, default=None,
                    help="keep finished builds here by the hash of their inputs (default: $FACEGATE_CACHE/builds)")
     b.add_argument("--no-cache", action="store_true", help="always convert, never restore a cached build")
+    b.add_argument("--no-liveness", dest="liveness", action="store_false",
+                   help="skip the presentation-attack models (weights/pad/*.onnx -> liveness_*.tflite)")
 
     r = sub.add_parser("report", help="print the last build's report")
     r.add_argument("--out", type=Path, default=REPO_WEIGHTS, help="folder holding report.json")
@@ -85,6 +88,10 @@ def _build(args) -> int:
         cache=None if args.no_cache else (args.cache or default_cache()),
     )
     report = build(opts)
+    if args.liveness:
+        from convert.liveness import LivenessOptions, build_liveness
+
+        report["liveness"] = build_liveness(LivenessOptions(weights=args.weights, out=out, cache=opts.cache))
     json_path, md_path = write_report(report, out)
     print(format_table(report))
     print(f"\nreport: {json_path} and {md_path}")

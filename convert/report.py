@@ -39,6 +39,21 @@ def _runtime_notes(report: dict) -> list[str]:
     return notes
 
 
+def _liveness_lines(report: dict) -> list[str]:
+    """The presentation-attack models: agreement with the ONNX originals, speed, the measured box correction."""
+    live = report.get("liveness")
+    if not live:
+        return []
+    c, a = live["box_correction"], live["agreement"]
+    lines = [f"liveness: {m['name']} -> {m['file']}: max |p - onnx| {m['max_difference']:.1e}, "
+             f"{m['median_ms_1_thread']:.2f} ms per crop (1 thread)" for m in live["models"]]
+    lines.append(f"liveness: {a['crops']} real crops, fused max difference {a['fused_max_difference']:.1e}, "
+                 f"{a['decisions_changed']} decisions changed; box correction from the face mesh on {c['faces']} "
+                 f"faces: width x{c['width']}, height x{c['height']}, centre up {c['shift_up']} box heights; "
+                 f"{live['live_share_of_photos']:.0%} of these web photos score live")
+    return lines
+
+
 def format_table(report: dict) -> str:
     """The report as an aligned plain-text table with its notes."""
     rows = [list(_COLUMNS), *_rows(report)]
@@ -51,6 +66,7 @@ def format_table(report: dict) -> str:
               f"threshold = open-set (each person left out in turn) with stranger acceptance <= {s['target_far']:g}; "
               f"FRR@thr = photos whose nearest same-person photo it rejects"]
     lines += _runtime_notes(report)
+    lines += _liveness_lines(report)
     if "build" in report:
         b = report["build"]
         lines.append(f"build: {b['seconds']} s, peak RSS {b['peak_rss_mib']} MiB")
@@ -71,6 +87,9 @@ def format_markdown(report: dict) -> str:
     notes = _runtime_notes(report)
     if notes:
         out += ["", "## Runtimes", ""] + [f"- {n}" for n in notes]
+    live = _liveness_lines(report)
+    if live:
+        out += ["", "## Presentation-attack models", ""] + [f"- {line.removeprefix('liveness: ')}" for line in live]
     return "\n".join(out) + "\n"
 
 

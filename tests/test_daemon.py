@@ -45,7 +45,8 @@ def door_dir(tmp_path_factory, photos_dir) -> Path:
     return root
 
 
-def write_config(path: Path, door_dir: Path, weights_dir: Path, *, camera: str | None = None, extra: str = "") -> Path:
+def write_config(path: Path, door_dir: Path, weights_dir: Path, *, camera: str | None = None, extra: str = "",
+                 liveness: str = 'mode = "off"') -> Path:
     camera = camera or f'type = "replay"\npath = "{door_dir / "visits"}"\nfps = 0'
     path.write_text(f"""
 [device]
@@ -62,6 +63,10 @@ min_face_px = 40
 window_seconds = 30
 cooldown_seconds = 0
 unknown_report_interval_seconds = 0
+[liveness]
+# By default off: these replays repeat one photo per visit, still pictures that enforce refuses. The
+# presentation-attack checks have their own tests (tests/test_liveness_door.py).
+{liveness}
 [camera]
 {camera}
 [relay]

@@ -22,9 +22,9 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".photos"))
 
 
-def test_manifest_names_the_three_model_files_and_the_photos():
+def test_manifest_names_the_four_model_files_and_the_photos():
     assert set(MANIFEST.files) == {"facenet_keras.h5", "face_detection_short_range.tflite",
-                                   "face_detection_full_range.tflite"}
+                                   "face_detection_full_range.tflite", "face_landmark.tflite"}
     assert MANIFEST.files["facenet_keras.h5"].sha256.startswith("6acdd8fb3a3fb2b5")
     assert MANIFEST.photo_sets["photos/celebrity"].count == 118
     ref = MANIFEST.photo_sets[REFERENCE]

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, bool]] = {
     "calibrate": ("calibrate", True),
     "evaluate": ("evaluate", True),
     "bench": ("bench", True),
+    "liveness": ("liveness", False),
+    "evaluate-liveness": ("evaluate_liveness", False),
 }
 
 EPILOG = """exit codes: 0 done (and every answer was yes); 1 error; 2 bad arguments; 3 some answer was no

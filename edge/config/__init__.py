@@ -28,6 +28,7 @@ The package, one module per part (in the style of Frigate's config):
   :class:`Section`, the base of every section;
 - one module per section: :mod:`~edge.config.device`, :mod:`~edge.config.models`, :mod:`~edge.config.store`,
   :mod:`~edge.config.recognition` (why ``min_face_px`` defaults to 80 is measured there),
+  :mod:`~edge.config.liveness` (presentation-attack checks),
   :mod:`~edge.config.camera` (picamera2, opencv or replay, chosen by ``type``), :mod:`~edge.config.relay`,
   :mod:`~edge.config.door`, :mod:`~edge.config.mqtt` (and its password sources), :mod:`~edge.config.log`;
 - :mod:`~edge.config.root`: :class:`Config`, the whole file, and its checks across sections;
@@ -61,6 +62,7 @@ _EXPORTS = {
     "load_config": "loader",
     "validate_config": "loader",
     "relay_section": "relay_reader",
+    "LivenessSection": "liveness",
     "LogSection": "log",
     "ModelsSection": "models",
     "MqttSection": "mqtt",
@@ -78,6 +80,7 @@ __all__ = [
     "ConfigError",
     "DeviceSection",
     "DoorSection",
+    "LivenessSection",
     "LogSection",
     "ModelsSection",
     "MqttSection",
@@ -97,6 +100,7 @@ if TYPE_CHECKING:
     from edge.config.camera import CameraBase, CameraSection, OpenCVSection, Picamera2Section, ReplaySection
     from edge.config.device import DeviceSection
     from edge.config.door import DoorSection
+    from edge.config.liveness import LivenessSection
     from edge.config.loader import load_config, validate_config
     from edge.config.log import LogSection
     from edge.config.models import ModelsSection

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from edge.config.camera import CameraSection
 from edge.config.device import DeviceSection
 from edge.config.door import DoorSection
+from edge.config.liveness import LivenessSection
 from edge.config.log import LogSection
 from edge.config.models import ModelsSection
 from edge.config.mqtt import MqttSection
@@ -26,6 +27,8 @@ class Config(Section):
     store: StoreSection = Field(..., description="The encoding store.")
     recognition: RecognitionSection = Field(default_factory=RecognitionSection,
                                             description="Recognition and the unlock decision.")
+    liveness: LivenessSection = Field(default_factory=LivenessSection,
+                                      description="Presentation-attack checks: enforce, report or off.")
     camera: CameraSection = Field(..., description="The camera: type = picamera2, opencv or replay.")
     relay: Annotated[RelaySection, BeforeValidator(RelaySection.from_table)] = Field(
         ..., description="The door-strike relay (checked in plain Python, as facegate relay-off reads it).")

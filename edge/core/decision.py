@@ -12,20 +12,24 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 
 @dataclass(frozen=True, eq=False)
 class Sighting:
-    """One frame's verdict on its largest face: who (``None`` = not in the database), how far, how big, and the
-    face's ``(d,)`` encoding (for fusing the frames of one approach)."""
+    """One frame's verdict on its largest face: who (``None`` = not in the database), how far, how big, the
+    face's ``(d,)`` encoding (for fusing the frames of one approach), and the frame itself with that face (for the
+    presentation-attack checks of :mod:`edge.core.presentation`, which look only at frames that voted)."""
 
     time: float  # seconds, monotonic
     identity: str | None
     distance: float
     face_px: float
     encoding: np.ndarray | None = field(default=None, repr=False)
+    frame: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) uint8 RGB
+    face: Any = field(default=None, repr=False)  # its edge.core.detect.Face
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ EVENT_TYPES = (
     "started",  # the daemon is up: camera, relay, store and model open
     "recognized",  # an enrolled person was recognised (and the door unlocked unless in cooldown)
     "unknown",  # a face that is not in the database (rate-limited)
+    "presentation_attack",  # a photo, a screen or a still picture held up as an enrolled person (rate-limited)
     "door_unlocked",  # the relay was switched on
     "door_locked",  # the relay was switched off again
     "alarm",  # door held open or forced (door contact), or another condition needing a person
-    "camera_fault",  # the camera returned nothing, timed out or a corrupt frame
+    "camera_fault",  # the camera returned nothing, timed out, a corrupt frame, or the same picture over and over
     "stopped",  # the daemon shut down cleanly
 )
 

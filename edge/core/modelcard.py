@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,9 @@ def seal_card(data: dict[str, Any]) -> dict[str, Any]:
 # -- validation ---------------------------------------------------------------------------------------------------
 
 
-class _Checker:
-    """Reads the keys of one card, raising a one-line :class:`ModelCardError` ``<card>: <key>: <reason>``."""
+class CardChecker:
+    """Reads the keys of one card (a model card or a liveness card), raising a one-line :class:`ModelCardError`
+    ``<card>: <key>: <reason>``."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -178,8 +180,8 @@ def validate_card(data: Any, path: str | Path) -> None:
     Raises:
         ModelCardError: one line, ``<card>: <key>: <reason>``, for the first problem found.
     """
-    check = _Checker(Path(path))
-    if _depth(data) > MAX_DEPTH:
+    check = CardChecker(Path(path))
+    if nesting_depth(data) > MAX_DEPTH:
         raise ModelCardError(f"{path}: nested more than {MAX_DEPTH} levels deep (a card nests at most "
                              f"{MAX_DEPTH}): not a facegate model card")
     if not isinstance(data, dict):
@@ -237,7 +239,7 @@ def _describe(value: Any) -> str:
         type(value), "a number")
 
 
-def _depth(value: Any) -> int:
+def nesting_depth(value: Any) -> int:
     """How many levels of objects and lists ``value`` nests (a scalar: 0), without recursion."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -264,6 +266,40 @@ class _DuplicateKey(ValueError):
     pass
 
 
+def read_sealed_card(path: str | Path, validate: Callable[[Any, Path], None], *, what: str = "model card") -> dict:
+    """Read the card file ``path``: bounded size, UTF-8 JSON without duplicate keys or deep nesting, checked by
+    ``validate(data, path)``, and its ``card_sha256`` (:func:`card_checksum`) matching its content.
+
+    Raises:
+        ModelError: there is no such file. ModelCardError: anything else wrong with it, in one line.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CARD_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ModelError(f"{what} {path} does not exist") from exc
+    except OSError as exc:
+        raise ModelCardError(f"{path}: unreadable: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CARD_BYTES:
+        raise ModelCardError(f"{path}: larger than {MAX_CARD_BYTES} bytes: not a facegate {what}")
+    try:
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except RecursionError as exc:
+        raise ModelCardError(f"{path}: nested too deeply (a card nests at most {MAX_DEPTH} levels): "
+                             f"not a facegate {what}") from exc
+    except _DuplicateKey as exc:
+        raise ModelCardError(f"{path}: {exc}: the key appears twice") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelCardError(f"{path}: not UTF-8 text (byte {exc.start}): not a facegate {what}") from exc
+    except ValueError as exc:
+        raise ModelCardError(f"{path}: not JSON ({exc}): not a facegate {what}") from exc
+    validate(data, path)
+    if data[CHECKSUM_KEY] != card_checksum(data):
+        raise ModelCardError(f"{path}: edited after the build (checksum mismatch): {_REBUILD}")
+    return data
+
+
 # -- the card -----------------------------------------------------------------------------------------------------
 
 
@@ -282,29 +318,7 @@ class ModelCard:
             ModelError: there is no such file. ModelCardError: anything else wrong with it, in one line.
         """
         path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read(MAX_CARD_BYTES + 1)
-        except FileNotFoundError as exc:
-            raise ModelError(f"model card {path} does not exist") from exc
-        except OSError as exc:
-            raise ModelCardError(f"{path}: unreadable: {exc.strerror or exc}") from exc
-        if len(raw) > MAX_CARD_BYTES:
-            raise ModelCardError(f"{path}: larger than {MAX_CARD_BYTES} bytes: not a facegate model card")
-        try:
-            data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-        except RecursionError as exc:
-            raise ModelCardError(f"{path}: nested too deeply (a card nests at most {MAX_DEPTH} levels): "
-                                 "not a facegate model card") from exc
-        except _DuplicateKey as exc:
-            raise ModelCardError(f"{path}: {exc}: the key appears twice") from exc
-        except UnicodeDecodeError as exc:
-            raise ModelCardError(f"{path}: not UTF-8 text (byte {exc.start}): not a facegate model card") from exc
-        except ValueError as exc:
-            raise ModelCardError(f"{path}: not JSON ({exc}): not a facegate model card") from exc
-        validate_card(data, path)
-        if data[CHECKSUM_KEY] != card_checksum(data):
-            raise ModelCardError(f"{path}: edited after the build (checksum mismatch): {_REBUILD}")
+        data = read_sealed_card(path, validate_card)
         return cls(path, data)
 
     @classmethod

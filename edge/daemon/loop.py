@@ -39,6 +39,7 @@ class Counters:
     camera_faults: int = 0
     matched: int = 0  # frames whose face was within the threshold of someone (a vote)
     fusion_refused: int = 0  # approaches whose frames voted for someone, whose fused face did not match
+    attacks: int = 0  # approaches the presentation-attack checks called an attack (refused when enforcing)
     timings_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def add_timing(self, stage: str, ms: float, *, keep: int = 10_000) -> None:
@@ -76,6 +77,10 @@ class DoorDaemon:
             relay's own ``pulse()``).
         store_watch: has ``check() -> str | None`` (:class:`edge.daemon.store_watch.FollowedStore`): asked
             every frame whether the store was deleted or replaced on disk; each change is an ``alarm``.
+        presentation: a :class:`edge.core.presentation.PresentationCheck` asked about the frames of every
+            approach that would unlock (``None``: liveness off).
+        frozen_watch: a :class:`edge.core.presentation.FrozenCameraWatch` shown every frame; a frozen camera is
+            a ``camera_fault`` (``None``: not watched).
     """
 
     def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
@@ -83,7 +88,8 @@ class DoorDaemon:
                  door_inputs=None, door_monitor=None, clock: Callable[[], float] = time.monotonic,
                  fuse_frames: bool = True, report_closest: bool = False,
                  startup_alarms: list[dict] | None = None,
-                 unlock: Callable[[str, str | None], bool] | None = None, store_watch: Any = None):
+                 unlock: Callable[[str, str | None], bool] | None = None, store_watch: Any = None,
+                 presentation: Any = None, frozen_watch: Any = None):
         self.device_id = device_id
         self.camera = camera
         self.model = model
@@ -102,6 +108,8 @@ class DoorDaemon:
         self.startup_alarms = list(startup_alarms or [])
         self._unlock = unlock
         self.store_watch = store_watch
+        self.presentation = presentation
+        self.frozen_watch = frozen_watch
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -151,6 +159,32 @@ class DoorDaemon:
         self.event("stopped", detail={k: v for k, v in self.counters.__dict__.items() if k != "timings_ms"})
         return self.counters
 
+    def _confirm(self, votes: list[Sighting]) -> bool:
+        """Asked before an unlock about the frames that voted for it: the fused face must match (when fusing),
+        then the presentation-attack checks must find a live person (when enforcing)."""
+        if self.fuse_frames and not self._fused_match(votes):
+            return False
+        if self.presentation is None:
+            return True
+        try:
+            assessment = self.presentation.assess(votes)
+        except FacegateError as exc:  # a model that fails cannot vouch for anyone
+            log.warning("the liveness check failed: %s", exc)
+            assessment = None
+        if assessment is not None and assessment.live:
+            return True
+        self.counters.attacks += 1
+        refused = self.presentation.enforcing
+        person = votes[-1].identity
+        if self.presentation.should_report(person, votes[-1].time):
+            detail = assessment.as_dict() if assessment is not None else {"reasons": ["check_failed"]}
+            self.event("presentation_attack", person=person, distance=round(votes[-1].distance, 4),
+                       detail={**detail, "mode": self.presentation.mode, "refused": refused})
+        log.info("presentation attack suspected for %s (%s): %s", person,
+                 ", ".join(assessment.reasons) if assessment is not None else "check failed",
+                 "refused" if refused else "reported only")
+        return not refused
+
     def _fused_match(self, votes: list[Sighting]) -> bool:
         """The frames that voted for one person, fused (mean of their encodings, normalised) and matched once
         more: the door opens only if the fused face is that person too, within the threshold."""
@@ -165,6 +199,20 @@ class DoorDaemon:
         log.info("the frames of one approach voted for %s, their fused face did not match (%s at %.3f)",
                  votes[-1].identity, who, dist)
         return False
+
+    def _watch_frozen(self, image: np.ndarray, now: float) -> None:
+        """A camera that keeps delivering the same picture is a camera fault (and no live person's frames)."""
+        if self.frozen_watch is None:
+            return
+        change = self.frozen_watch.observe(image, now)
+        if change == "camera_frozen":
+            self.counters.camera_faults += 1
+            log.warning("the camera delivers the same picture over and over: frozen?")
+            self.event("camera_fault", detail={"error": "the camera delivers the same picture over and over",
+                                               "reason": change})
+        elif change is not None:
+            log.info("the camera delivers new pictures again")
+            self.event("camera_fault", detail={"error": "the camera delivers new pictures again", "reason": change})
 
     def _check_store(self) -> None:
         """An alarm when the store file was deleted or replaced under the running door (never silent)."""
@@ -210,6 +258,7 @@ class DoorDaemon:
         finally:
             for stage, ms in timings.items():
                 self.counters.add_timing(stage, ms)
+        self._watch_frozen(analysis.image, now)
         face = analysis.face
         if face is None:
             self.decider.no_face(now)
@@ -219,8 +268,8 @@ class DoorDaemon:
         identity = analysis.closest if self.gallery.accepts(dist) else None
         self.counters.matched += identity is not None
         self._note_threshold()
-        sighting = Sighting(now, identity, dist, face.size, analysis.encoding)
-        decision = self.decider.observe(sighting, confirm=self._fused_match if self.fuse_frames else None)
+        sighting = Sighting(now, identity, dist, face.size, analysis.encoding, analysis.image, face)
+        decision = self.decider.observe(sighting, confirm=self._confirm)
         rounded = {k: round(v, 2) for k, v in timings.items() if k != "decode"}
         if decision.unlock is not None:
             self.counters.recognized += 1

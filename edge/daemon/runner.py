@@ -109,6 +109,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
             open_store=lambda path, create: EncodingStore(path, model_sha256=model.model_sha256,
                                                           embedding_size=model.embedding_size, create=create)))
         gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
+        presentation, frozen_watch = presentation_checks(config)
         if config.mqtt is not None:
             publisher = _open_publisher(config.mqtt, config.device.id, config.device.name, config.store.path, stack,
                                         unlock, alarms)
@@ -136,7 +137,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
                             door_monitor=door_monitor, fuse_frames=rec.fuse_frames,
                             report_closest=rec.report_closest_match, startup_alarms=alarms, unlock=unlock,
-                            store_watch=store)
+                            store_watch=store, presentation=presentation, frozen_watch=frozen_watch)
         daemon_ref.append(daemon)
         camera.open()
         try:
@@ -144,6 +145,34 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         finally:
             relay.force_off()
             _restore_signal_handlers(previous)
+
+
+def presentation_checks(config: Config) -> tuple[Any, Any]:
+    """The ``[liveness]`` checks: a :class:`edge.core.presentation.PresentationCheck` (``None`` when off) with its
+    models loaded and checked, and the frozen-camera watch (always on: a frozen camera is a fault).
+
+    Raises:
+        ModelError: the liveness card or a model is missing or altered (say ``mode = "off"`` to run without).
+    """
+    from edge.core.liveness import LIVENESS_CARD, LivenessModel
+    from edge.core.presentation import FrozenCameraWatch, PresentationCheck
+    from edge.errors import ModelError
+
+    live = config.liveness
+    watch = FrozenCameraWatch(after_seconds=live.frozen_camera_seconds)
+    if live.mode == "off":
+        return None, watch
+    card = live.card or config.models.encoder.parent / LIVENESS_CARD
+    try:
+        model = LivenessModel.from_card(card, num_threads=config.models.threads, threshold=live.threshold)
+    except ModelError as exc:
+        raise type(exc)(f"{exc}; [liveness] mode = {live.mode!r} needs the liveness models (build them with "
+                        "'facegate-convert build', or set mode = \"off\" to run without)") from exc
+    check = PresentationCheck(model, mode=live.mode, still_max_difference=live.still_max_difference,
+                              still_check=live.still_check, report_interval_seconds=live.report_interval_seconds)
+    log.info("liveness %s: threshold %.2f, still images at <= %.2f grey levels", live.mode, check.threshold,
+             live.still_max_difference)
+    return check, watch
 
 
 def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, store_path: Path, stack: ExitStack,
