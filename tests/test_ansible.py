@@ -188,7 +188,8 @@ def test_converge_installs_the_door(converged, lab, weights_dir):
     root = converged["root"]
     models = root / "var/lib/facegate/models"
     for name in ("facenet_int8.tflite", "facenet_int8.card.json", "facenet_int8.strangers.npy",
-                 "face_detection_short_range.tflite"):
+                 "face_detection_short_range.tflite", "liveness.card.json", "liveness_minifasnet_v2.tflite",
+                 "liveness_minifasnet_v1se.tflite"):
         assert (models / name).read_bytes() == (weights_dir / name).read_bytes(), name
 
     store = root / "var/lib/facegate/people.sqlite"
