@@ -81,6 +81,10 @@ class OutboxError(FacegateError, OSError):
     """The event outbox cannot be opened, or is used after it was closed."""
 
 
+class AccessLogError(FacegateError, OSError):
+    """The access log cannot be opened or read: missing, not an access log, or used after it was closed."""
+
+
 # -- devices ------------------------------------------------------------------------------------------------------
 
 
@@ -102,6 +106,10 @@ class EndOfStream(CameraError, EOFError):
 
 class RelayError(FacegateError, OSError):
     """The relay or a door input pin is invalid, busy, or could not be switched."""
+
+
+class BadgeReaderError(FacegateError, OSError):
+    """The badge reader cannot be opened or stopped working (unplugged, no permission, its library missing)."""
 
 
 # -- configuration and messaging --------------------------------------------------------------------------------

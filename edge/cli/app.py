@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, bool]] = {
     "bench": ("bench", True),
     "liveness": ("liveness", False),
     "evaluate-liveness": ("evaluate_liveness", False),
+    "log": ("log", False),
 }
 
 EPILOG = """exit codes: 0 done (and every answer was yes); 1 error; 2 bad arguments; 3 some answer was no

@@ -1,4 +1,8 @@
-"""``facegate check-config FILE``: validate a door config, open and switch nothing."""
+"""``facegate check-config FILE``: validate a door config, open and switch nothing.
+
+Beyond the file itself, the access policy is compared with the store it names (read only, never changed): a group
+the policy names that nobody in the store has is a problem. A store that is not there yet is said, not refused.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,39 @@ def run(args: argparse.Namespace, env: CliEnv) -> int:
     from edge.config import validate_config
 
     problems = validate_config(args.config, read_secrets=not args.no_secrets)
+    if not problems:
+        problems = _policy_problems(args.config, env)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
         return ExitCode.ERROR
     print(f"{args.config}: valid", file=env.stdout)
     return ExitCode.OK
+
+
+def _policy_problems(path: Path, env: CliEnv) -> list[str]:
+    """The groups of ``[access]`` that nobody in the config's store has, one ``file:line: key: reason`` each."""
+    from edge.config import load_config
+    from edge.config.plain import located, read_text
+    from edge.config.toml_lines import key_lines
+    from edge.errors import StoreError
+    from edge.storage.access_data import read_groups
+
+    config = load_config(path, read_secrets=False)
+    named = config.access.named_groups()
+    if not named:
+        return []
+    store = config.store.path
+    if not store.is_file():
+        print(f"{path}: note: the store {store} is not there: the groups of [access] were not compared with it",
+              file=sys.stderr)
+        return []
+    try:
+        have = read_groups(store)
+    except StoreError as err:
+        return [f"{path}: store.path: {err}"]
+    lines = key_lines(read_text(path))
+    known = ", ".join(sorted(have)) or "none"
+    return [located(str(path), ["access", "groups" if ("access", "groups") in lines else "schedule"],
+                    f"group {group!r} is nobody's in the store {store} (groups there: {known})", lines)
+            for group in sorted(named - have)]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from edge.config.access import AccessSection
 from edge.config.camera import CameraSection
 from edge.config.device import DeviceSection
 from edge.config.door import DoorSection
@@ -35,6 +36,8 @@ class Config(Section):
     door: DoorSection | None = Field(None, description="Door contact and exit button (optional).")
     mqtt: MqttSection | None = Field(None, description="MQTT events (optional: absent = no MQTT).")
     log: LogSection = Field(default_factory=LogSection, description="Logging.")
+    access: AccessSection = Field(default_factory=AccessSection, description="Who may open this door, when, and "
+                                  "the access log (absent: everyone enrolled, at every hour, face alone).")
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -50,4 +53,6 @@ class Config(Section):
             seen[key] = where
         if self.mqtt is not None and self.mqtt.outbox_path is None:
             self.mqtt.outbox_path = self.store.path.with_name("outbox.sqlite")
+        if self.access.log_path is None:
+            self.access.log_path = self.store.path.with_name("access-log.sqlite")
         return self

@@ -50,6 +50,7 @@ class DoorDecider:
         if not 1 <= votes_needed <= votes_window:
             raise ValueError(f"need 1 <= votes_needed ({votes_needed}) <= votes_window ({votes_window})")
         self.votes_needed = votes_needed
+        self.votes_window = votes_window
         self.window_seconds = window_seconds
         self.min_face_px = min_face_px
         self.cooldown_seconds = cooldown_seconds

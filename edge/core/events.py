@@ -17,6 +17,7 @@ EVENT_TYPES = (
     "started",  # the daemon is up: camera, relay, store and model open
     "recognized",  # an enrolled person was recognised (and the door unlocked unless in cooldown)
     "unknown",  # a face that is not in the database (rate-limited)
+    "denied",  # the door's access policy refused someone (not in group, outside hours, badge/face mismatch, ...)
     "presentation_attack",  # a photo, a screen or a still picture held up as an enrolled person (rate-limited)
     "door_unlocked",  # the relay was switched on
     "door_locked",  # the relay was switched off again

@@ -8,8 +8,10 @@ exception, a dead camera) goes through ``relay.force_off()``.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +41,8 @@ class Counters:
     camera_faults: int = 0
     matched: int = 0  # frames whose face was within the threshold of someone (a vote)
     fusion_refused: int = 0  # approaches whose frames voted for someone, whose fused face did not match
-    attacks: int = 0  # approaches the presentation-attack checks called an attack (refused when enforcing)
+    attacks: int = 0  # frames at which the presentation-attack checks held an unlock back (enforce) or flagged it
+    denied: int = 0  # access decisions that refused someone and were reported (access control)
     timings_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def add_timing(self, stage: str, ms: float, *, keep: int = 10_000) -> None:
@@ -81,6 +84,8 @@ class DoorDaemon:
             approach that would unlock (``None``: liveness off).
         frozen_watch: a :class:`edge.core.presentation.FrozenCameraWatch` shown every frame; a frozen camera is
             a ``camera_fault`` (``None``: not watched).
+        access: an :class:`edge.daemon.access.AccessControl` asked before every unlock (the door's policy, badge+face,
+            the access log); ``None``: everyone enrolled, at every hour, face alone.
     """
 
     def __init__(self, *, device_id: str, camera, model, gallery, relay, decider: DoorDecider,
@@ -89,7 +94,7 @@ class DoorDaemon:
                  fuse_frames: bool = True, report_closest: bool = False,
                  startup_alarms: list[dict] | None = None,
                  unlock: Callable[[str, str | None], bool] | None = None, store_watch: Any = None,
-                 presentation: Any = None, frozen_watch: Any = None):
+                 presentation: Any = None, frozen_watch: Any = None, access: Any = None):
         self.device_id = device_id
         self.camera = camera
         self.model = model
@@ -110,6 +115,8 @@ class DoorDaemon:
         self.store_watch = store_watch
         self.presentation = presentation
         self.frozen_watch = frozen_watch
+        self.access = access
+        self._recent: deque[Sighting] = deque(maxlen=decider.votes_window)  # faces of the last frames (badge+face)
         self.counters = Counters()
         self._watchdog_every = notifier.watchdog_interval() if notifier is not None else None
         self._last_watchdog = float("-inf")
@@ -147,6 +154,7 @@ class DoorDaemon:
                     if self.notifier is not None:
                         self.notifier.ready("watching the door")
                 self._check_store()
+                self._poll_access(frame.time)
                 self.process(frame.image, now=frame.time)
                 for reason in self.check_door():
                     self.event("alarm", detail={"reason": reason})
@@ -164,6 +172,10 @@ class DoorDaemon:
         then the presentation-attack checks must find a live person (when enforcing)."""
         if self.fuse_frames and not self._fused_match(votes):
             return False
+        return self._live(votes)
+
+    def _live(self, votes: list[Sighting]) -> bool:
+        """The presentation-attack checks on the frames behind one unlock: ``False`` holds it back (enforce)."""
         if self.presentation is None:
             return True
         try:
@@ -178,8 +190,12 @@ class DoorDaemon:
         person = votes[-1].identity
         if self.presentation.should_report(person, votes[-1].time):
             detail = assessment.as_dict() if assessment is not None else {"reasons": ["check_failed"]}
-            self.event("presentation_attack", person=person, distance=round(votes[-1].distance, 4),
+            distance = round(votes[-1].distance, 4) if math.isfinite(votes[-1].distance) else None
+            self.event("presentation_attack", person=person, distance=distance,
                        detail={**detail, "mode": self.presentation.mode, "refused": refused})
+            if refused and self.access is not None:  # into the access log, reported once per approach
+                self.access.deny("presentation_attack", person=person, distance=distance,
+                                 detail=", ".join(detail["reasons"]), now=votes[-1].time)
         log.info("presentation attack suspected for %s (%s): %s", person,
                  ", ".join(assessment.reasons) if assessment is not None else "check failed",
                  "refused" if refused else "reported only")
@@ -199,6 +215,36 @@ class DoorDaemon:
         log.info("the frames of one approach voted for %s, their fused face did not match (%s at %.3f)",
                  votes[-1].identity, who, dist)
         return False
+
+    def _poll_access(self, now: float) -> None:
+        """Badge reads and badge windows that ran out, and the access control's alarms (every frame)."""
+        if self.access is None:
+            return
+        for result in self.access.poll(now):
+            self._act(result)
+        for detail in self.access.alarms():
+            self.event("alarm", detail=detail)
+
+    def _act(self, result: Any, timings: dict[str, float] | None = None) -> None:
+        """An access decision: a grant unlocks (the presentation checks having looked at the recent frames when a
+        badge decided), a reported denial is a ``denied`` event."""
+        if result.granted:
+            if result.mode != "face" and not self._live(list(self._recent)):
+                return  # badge+face: a photo of the badge holder held up
+            self._grant(result.person, result.distance, result.cause, result.event_detail(), timings)
+        elif result.report:
+            self.counters.denied += 1
+            self.event("denied", person=result.person, distance=result.distance, timings_ms=timings or {},
+                       detail=result.event_detail())
+
+    def _grant(self, person: str | None, distance: float | None, cause: str, detail: dict[str, Any],
+               timings: dict[str, float] | None) -> None:
+        """Let ``person`` in: a ``recognized`` event, then the relay's pulse (``door_unlocked`` names ``cause``)."""
+        self.counters.recognized += 1
+        self.event("recognized", person=person, distance=distance, timings_ms=timings or {},
+                   detail={**detail, "frame": self.counters.frames})
+        if self._unlock(cause, person) if self._unlock is not None else self.relay.pulse():
+            self.counters.unlocks += 1
 
     def _watch_frozen(self, image: np.ndarray, now: float) -> None:
         """A camera that keeps delivering the same picture is a camera fault (and no live person's frames)."""
@@ -269,16 +315,23 @@ class DoorDaemon:
         self.counters.matched += identity is not None
         self._note_threshold()
         sighting = Sighting(now, identity, dist, face.size, analysis.encoding, analysis.image, face)
-        decision = self.decider.observe(sighting, confirm=self._confirm)
+        self._recent.append(sighting)
         rounded = {k: round(v, 2) for k, v in timings.items() if k != "decode"}
-        if decision.unlock is not None:
-            self.counters.recognized += 1
-            self.event("recognized", person=decision.unlock, distance=round(dist, 4), timings_ms=rounded,
-                       detail={"frame": self.counters.frames})
-            if self._unlock("face", decision.unlock) if self._unlock is not None else self.relay.pulse():
-                self.counters.unlocks += 1
+        if self.access is not None and self.access.mode != "face":  # badge+face: the badge names whom to compare
+            for result in self.access.on_face(analysis.encoding, face.size, now):
+                self._act(result, rounded)
+            return
+        decision = self.decider.observe(sighting, confirm=self._confirm)
+        if decision.unlock is not None and self.access is not None:
+            result = self.access.on_recognised(decision.unlock, round(dist, 4), now)
+            if result is not None:
+                self._act(result, rounded)
+        elif decision.unlock is not None:
+            self._grant(decision.unlock, round(dist, 4), "face", {}, rounded)
         elif decision.report_unknown:
             self.counters.unknown += 1
+            if self.access is not None:
+                self.access.on_unknown(round(dist, 4), now)
             self.event("unknown", distance=round(dist, 4), timings_ms=rounded,
                        detail={"face_px": round(face.size, 1),
                                **({"closest": analysis.closest} if self.report_closest else {})})

@@ -34,7 +34,7 @@ def format_event(event: Event) -> str:
         parts.append(event.person)
     if event.distance is not None:
         parts.append(f"distance {event.distance:.3f}")
-    if event.detail and event.type in ("alarm", "camera_fault", "unknown", "stopped"):
+    if event.detail and event.type in ("alarm", "camera_fault", "unknown", "denied", "stopped"):
         parts.append(" ".join(f"{k}={v}" for k, v in event.detail.items()))
     return "  ".join(parts).rstrip()
 
@@ -55,6 +55,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
     """
     from edge.core.door_monitor import DoorMonitor
     from edge.core.recognition import FaceModel
+    from edge.daemon.access import open_access_control
     from edge.daemon.store_watch import FollowedStore
     from edge.devices.camera.resilient import ResilientCamera
     from edge.devices.inputs import DoorInputs
@@ -110,9 +111,19 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                                                           embedding_size=model.embedding_size, create=create)))
         gallery = model.open_set(store, target_fpir=rec.target_fpir, override=rec.threshold)
         presentation, frozen_watch = presentation_checks(config)
+        access = stack.enter_context(open_access_control(config, gallery=gallery))
+        alarms.extend({"reason": "access_policy", "detail": problem} for problem in access.startup_problems())
+
+        def command_unlock(why: str) -> bool:
+            """A remote unlock, if the door's policy lets one through now (not in a lockdown); logged either way."""
+            if not access.allows_command_unlock().granted:
+                log.warning("unlock command refused: the door is in lockdown")
+                return False
+            return unlock(why)
+
         if config.mqtt is not None:
             publisher = _open_publisher(config.mqtt, config.device.id, config.device.name, config.store.path, stack,
-                                        unlock, alarms)
+                                        command_unlock, alarms)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
@@ -137,8 +148,9 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
                             decider=decider, publish=publish, notifier=notifier, door_inputs=door_inputs,
                             door_monitor=door_monitor, fuse_frames=rec.fuse_frames,
                             report_closest=rec.report_closest_match, startup_alarms=alarms, unlock=unlock,
-                            store_watch=store, presentation=presentation, frozen_watch=frozen_watch)
+                            store_watch=store, presentation=presentation, frozen_watch=frozen_watch, access=access)
         daemon_ref.append(daemon)
+        access.start()  # the badge reader and the access log's retention purge
         camera.open()
         try:
             return daemon.run(stop, max_frames=max_frames)

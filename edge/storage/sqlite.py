@@ -8,6 +8,8 @@ file-level safety properties listed in :mod:`edge.storage.store`:
 * opening checks that the file is SQLite, is a facegate store of the known schema version, passes
   ``PRAGMA quick_check`` and carries the expected model stamp, all before anything is written (the switch to
   WAL comes last), so a file that fails is left byte-for-byte untouched;
+* a file of schema version 1 (before people had access data) is then migrated to version 2 in one transaction:
+  the access data tables (:data:`ACCESS_SCHEMA`) are added, every person and encoding stays;
 * every change is one ``BEGIN IMMEDIATE`` transaction, rolled back on any exception;
 * SQLite's exceptions become one-line :class:`edge.errors.StoreError` messages (locked, corrupt, other).
 
@@ -34,7 +36,9 @@ from edge.errors import StoreError
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "facegate-encodings"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this facegate opens: a version 1 file (before access data) is migrated to 2 when it is opened.
+_MIGRATED_FROM = "1"
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _META_TABLE = "facegate_meta"
@@ -58,6 +62,28 @@ CREATE TABLE encodings (
     added     TEXT NOT NULL
 );
 CREATE INDEX encodings_by_person ON encodings(person_id);
+"""
+#: Schema version 2: people's access data (:mod:`edge.storage.access_data`). Dates are ISO ``YYYY-MM-DD`` in the
+#: site's time zone, both inclusive; a person without a ``person_access`` row is enabled with no validity.
+ACCESS_SCHEMA = """
+CREATE TABLE person_access (
+    person_id   INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE,
+    enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    valid_from  TEXT,
+    valid_until TEXT,
+    updated     TEXT NOT NULL
+);
+CREATE TABLE person_groups (
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    name      TEXT NOT NULL,
+    PRIMARY KEY (person_id, name)
+) WITHOUT ROWID;
+CREATE TABLE badges (
+    badge_id  TEXT PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    added     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX badges_by_person ON badges(person_id);
 """
 # AUTOINCREMENT: an encoding id is never reused, so a stale id can never remove someone else's encoding.
 
@@ -185,9 +211,9 @@ class StoreFile:
         if meta.get("format") != STORE_FORMAT:
             raise StoreError(self._corrupt(f"format {meta.get('format')!r}"))
         version = meta.get("schema_version")
-        if version != str(SCHEMA_VERSION):
-            raise StoreError(f"{self._path} has store schema version {version}; this facegate reads version "
-                             f"{SCHEMA_VERSION} only (use the facegate that wrote it)")
+        if version not in (str(SCHEMA_VERSION), _MIGRATED_FROM):
+            raise StoreError(f"{self._path} has store schema version {version}; this facegate reads versions "
+                             f"{_MIGRATED_FROM} and {SCHEMA_VERSION} only (use the facegate that wrote it)")
         problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise StoreError(self._corrupt(f"quick_check: {problems[0]}"))
@@ -203,6 +229,19 @@ class StoreFile:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             log.warning("%s: cannot use the WAL journal (got %s); readers may wait for writers", self._path, mode)
+        if version == _MIGRATED_FROM:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2: the access data tables, in one transaction (another process may be doing the same).
+        Every person and encoding stays as it is; nobody has access data yet (enabled, no validity, no groups)."""
+        with self.write("migrate") as conn:
+            if meta_value(conn, "schema_version") != _MIGRATED_FROM:
+                return
+            _run_script(conn, ACCESS_SCHEMA)
+            conn.execute(f"UPDATE {_META_TABLE} SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        log.info("%s: store schema migrated from version %s to %s (access data)", self._path, _MIGRATED_FROM,
+                 SCHEMA_VERSION)
 
     def _tables(self) -> set[str]:
         return {r[0] for r in self._connection().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -212,9 +251,7 @@ class StoreFile:
         with self.write("create") as conn:
             if self._tables():
                 return
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run_script(conn, _SCHEMA + ACCESS_SCHEMA)
             conn.executemany(f"INSERT INTO {_META_TABLE} (key, value) VALUES (?, ?)", [
                 ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                 ("model_sha256", self._model_sha256), ("embedding_size", str(self._embedding_size)),
@@ -284,6 +321,13 @@ class StoreFile:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Each statement of ``script`` inside the open transaction (``executescript`` would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def inserted_id(cursor: sqlite3.Cursor) -> int:

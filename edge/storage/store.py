@@ -11,9 +11,10 @@ embedding size; it refuses to open with any other model, because distances betwe
 different models mean nothing (a stranger could match).
 
 This module holds :class:`EncodingStore` (adding, removing, renaming, reading, the 1:N matrix, export and
-import, the site calibration record). The checks of what a caller hands it are :mod:`edge.storage.inputs`; the
-SQLite file (schema, opening checks, transactions) :mod:`edge.storage.sqlite`; the export file format
-:mod:`edge.storage.transfer`; names :mod:`edge.core.names`.
+import, the site calibration record); people's access data (groups, validity, enabled, badges: ``store.access``)
+is :mod:`edge.storage.access_data`'s, carried by export and import. The checks of what a caller hands it are
+:mod:`edge.storage.inputs`; the SQLite file (schema, opening checks, transactions) :mod:`edge.storage.sqlite`; the
+export file format :mod:`edge.storage.transfer`; names :mod:`edge.core.names`.
 
 Safety:
 
@@ -63,6 +64,7 @@ import numpy as np
 from edge.core.names import check_name, name_key
 from edge.core.openset import people_key
 from edge.errors import StoreError, StoreInputError
+from edge.storage.access_data import AccessData, export_fields, import_fields
 from edge.storage.inputs import NORM_TOLERANCE, check_column, check_quality, check_source, check_vectors
 from edge.storage.sqlite import StoreFile, from_blobs, inserted_id, meta_value, set_meta_value, to_blob, utc_now
 from edge.storage.transfer import read_export, write_export
@@ -147,6 +149,11 @@ class EncodingStore:
     def embedding_size(self) -> int:
         """Values per encoding."""
         return self._embedding_size
+
+    @property
+    def access(self) -> AccessData:
+        """People's access data: groups, validity, enabled, badges (:mod:`edge.storage.access_data`)."""
+        return AccessData(self._db, self._person)
 
     def close(self) -> None:
         """Close the file; safe to call more than once. Any later call but :meth:`close` raises StoreError."""
@@ -431,8 +438,9 @@ class EncodingStore:
             people = conn.execute("SELECT id, name, added, updated FROM people ORDER BY name").fetchall()
             rows = conn.execute("SELECT person_id, vector, source, quality, added FROM encodings "
                                 "ORDER BY id").fetchall()
+            access = export_fields(conn)
         write_export(target, model_sha256=self._model_sha256, embedding_size=self._embedding_size, people=people,
-                     encodings=rows)
+                     encodings=rows, access=access)
         log.info("store %s: exported %d encoding(s) of %d people to %s", self._path, len(rows), len(people), target)
         return len(rows)
 
@@ -468,6 +476,7 @@ class EncodingStore:
         now = utc_now()
         added = 0
         with self._db.write("import into") as conn:
+            access = []
             for person in export.people:
                 found = self._find(conn, person.name)
                 row = None if found is None else (found[0],)
@@ -489,6 +498,8 @@ class EncodingStore:
                 conn.executemany("INSERT INTO encodings (person_id, vector, source, quality, added) "
                                  "VALUES (?, ?, ?, ?, ?)", fresh)
                 added += len(fresh)
+                access.append((pid, person.name if found is None else found[1], person.access_fields()))
+            import_fields(conn, access)
         log.info("store %s: imported %d encoding(s) of %d people from %s%s", self._path, added, len(export.people),
                  source, " (replacing)" if replace else "")
         return added

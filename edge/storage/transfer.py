@@ -5,6 +5,8 @@ Format ``facegate-encodings-export``, version 1: one UTF-8 JSON object::
     {"format": "facegate-encodings-export", "version": 1, "exported": "<UTC ISO-8601>",
      "model_sha256": "<hex>", "embedding_size": 128, "vector_encoding": "base64-float32-le",
      "people": [{"name": "...", "added": "...", "updated": "...",
+                 "groups": ["staff"], "valid_from": "2025-01-01" | null, "valid_until": "2025-06-30" | null,
+                 "enabled": true, "badges": ["04A2B9C1"],
                  "encodings": [{"vector": "<base64>", "source": "..." | null,
                                 "quality": 1.5 | null, "added": "..."}]}]}
 
@@ -26,6 +28,11 @@ What a file may hold (what facegate has always accepted; only ``exported``, once
 * times (``exported``, ``added``, ``updated``) are ISO-8601 strings or null / absent; one without a zone is
   taken as UTC; all are kept as UTC to the second. An absent ``added`` / ``updated`` becomes the import's time.
 * keys the format does not define are ignored, at every level (as they always were).
+* a person's access data (:mod:`edge.storage.access_data`) is optional, each field on its own: ``groups`` a list of
+  group names, ``valid_from`` / ``valid_until`` ISO dates (the site's time zone, inclusive) or null, ``enabled``
+  true or false, ``badges`` a list of badge ids, each badge of one person only in the file. A field left out leaves
+  the store's value as it is (a file from before access data changes nobody's access). A facegate from before
+  access data ignores these fields: import such files with this one.
 
 Every refusal is a one-line :class:`edge.errors.StoreInputError` that names the file and the first bad item
 in file order, e.g. ``staff.json is not a valid facegate export: people[3].encodings[0].vector is not base64``
@@ -40,8 +47,8 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -58,6 +65,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge.core.access import check_badge_id, check_group
 from edge.core.names import check_name
 from edge.errors import StoreError, StoreInputError
 from edge.files import write_bytes_atomic
@@ -95,6 +103,28 @@ def _name(value: str) -> str:
 
 
 _Time = Annotated[str, AfterValidator(_utc_time)]
+
+
+def _iso_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"is not a date YYYY-MM-DD: {_shown(value)}") from None
+
+
+def _core_check(check: Any) -> Any:
+    """A check of :mod:`edge.core.access` as a validator whose message follows the item's location."""
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as err:
+            raise ValueError(f"is invalid: {err}") from None
+    return AfterValidator(validate)
+
+
+_Date = Annotated[str, AfterValidator(_iso_date)]
+_Group = Annotated[str, _core_check(check_group)]
+_Badge = Annotated[str, _core_check(check_badge_id)]
 
 
 class _Strict(BaseModel):
@@ -145,7 +175,23 @@ class ExportPerson(_Strict):
     name: Annotated[str, AfterValidator(_name)]
     added: _Time | None = None
     updated: _Time | None = None
+    groups: list[_Group] | None = None
+    valid_from: _Date | None = None
+    valid_until: _Date | None = None
+    enabled: bool | None = None
+    badges: list[_Badge] | None = None
     encodings: list[ExportEncoding] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _validity_in_order(self) -> ExportPerson:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(f"valid_until {self.valid_until} is before valid_from {self.valid_from}")
+        return self
+
+    def access_fields(self) -> dict[str, Any]:
+        """The access data the file gives for this person (``None``: the file leaves that field out)."""
+        return {"groups": self.groups, "valid_from": self.valid_from, "valid_until": self.valid_until,
+                "enabled": self.enabled, "badges": self.badges}
 
 
 class ExportHeader(_Strict):
@@ -171,6 +217,12 @@ class ExportFile(ExportHeader):
             j = first.setdefault(person.name, i)
             if j != i:
                 raise ValueError(f"people[{i}].name {person.name!r} appears twice (people[{j}] too)")
+        badges: dict[str, int] = {}
+        for i, person in enumerate(self.people):
+            for badge in person.badges or ():
+                j = badges.setdefault(badge, i)
+                if j != i:
+                    raise ValueError(f"people[{i}].badges: a badge of people[{j}] too (a badge is one person's)")
         return self
 
 
@@ -214,7 +266,8 @@ def read_export(path: Path, *, model_sha256: str, embedding_size: int, norm_tole
 
 def write_export(path: Path, *, model_sha256: str, embedding_size: int,
                  people: Iterable[tuple[int, str, str, str]],
-                 encodings: Iterable[tuple[int, bytes, str | None, float | None, str]]) -> None:
+                 encodings: Iterable[tuple[int, bytes, str | None, float | None, str]],
+                 access: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Write an export file all or nothing, mode 0600, stamped with the model and the time now.
 
     Args:
@@ -224,6 +277,7 @@ def write_export(path: Path, *, model_sha256: str, embedding_size: int,
         encodings: ``(person id, vector, source, quality, added)`` rows, ``vector`` the float32 little-endian
             bytes, in the order they are written under their person. A person without any is written with
             an empty list (which :func:`read_export` refuses: the store never holds one).
+        access: each person's access data by name (:func:`edge.storage.access_data.export_fields`), or ``None``.
 
     The rows come from the store itself: they are not checked again (``model_construct``).
 
@@ -237,7 +291,8 @@ def write_export(path: Path, *, model_sha256: str, embedding_size: int,
     document = ExportFile.model_construct(
         format=EXPORT_FORMAT, version=EXPORT_VERSION, exported=_utc(datetime.now(timezone.utc)),
         model_sha256=model_sha256, embedding_size=embedding_size, vector_encoding=VECTOR_ENCODING,
-        people=[ExportPerson.model_construct(name=name, added=added, updated=updated, encodings=by_person.get(pid, []))
+        people=[ExportPerson.model_construct(name=name, added=added, updated=updated,
+                                             **(access or {}).get(name, {}), encodings=by_person.get(pid, []))
                 for pid, name, added, updated in people])
     data = json.dumps(document.model_dump(mode="json"), ensure_ascii=False, indent=1).encode("utf-8")
     try:
