@@ -20,6 +20,10 @@ from edge.core.events import EVENT_TYPES, Event
 from edge.mqtt.publisher import EventPublisher
 from edge.storage.outbox import Outbox
 from tests.mosquitto import WAIT, Mosquitto, Recorder, free_port, wait_until
+from tests.test_daemon import PIN, door_dir, write_config
+from tests.test_outbox import fill_up, small_filesystem
+
+__all__ = ["door_dir"]  # the enrolled store of tests/test_daemon.py, a fixture of this module too
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,6 +106,7 @@ def test_events_states_availability_and_discovery(tmp_path, broker, recorders, p
         assert "value_json.time" in events_config["value_template"]  # the door's own time travels with each event
         for config in configs.values():
             assert config["qos"] == 1 and config["origin"]["name"] == "facegate"
+        assert "homeassistant/lock/facegate_door1/lock/config (QoS 1)" in broker.log()  # looks for a stale lock
 
         # Home Assistant restarts and says so (its birth message): the door announces itself again
         before = sum(1 for m in rec.messages if m.topic.startswith("homeassistant/") and m.topic.endswith("/config"))
@@ -314,12 +319,125 @@ def test_commands_when_enabled(tmp_path, broker, recorders, publishers):
 
         sender.publish("facegate/door2/command", command("unlock", "u2"), qos=1).wait_for_publish(WAIT)
         assert wait_until(lambda: got[-1:] == ["unlock"])
+        sender.publish("facegate/door1/command", command("lock", "l1"), qos=1).wait_for_publish(WAIT)
+        assert wait_until(lambda: got[-1:] == ["lock"])  # lock (relay off) needs no unlock permission
+        got.remove("lock")
         assert trusted.counters.commands == 1 and trusted.counters.commands_rejected == 1
         # a recorded unlock sent again opens nothing
         sender.publish("facegate/door2/command", command("unlock", "u2"), qos=1).wait_for_publish(WAIT)
         assert wait_until(lambda: trusted.counters.commands_rejected == 2)
         assert got.count("unlock") == 1 and trusted.counters.commands == 1
 
+
+def test_a_lock_entity_only_with_unlock_commands_removed_when_they_are_turned_off(tmp_path, broker, recorders,
+                                                                                publishers):
+    lock_topic = "homeassistant/lock/facegate_door3/lock/config"
+    with Outbox(tmp_path / "a.db") as outbox:
+        first = publishers(port=broker.port, device_id="door3", outbox=outbox, commands=True, allow_unlock=True)
+        first.start()
+        assert wait_until(lambda: first.connected)
+        first.stop()
+    seen = recorders(broker.port, ["homeassistant/#"])
+    assert wait_until(lambda: len(seen.retained(lock_topic)) == 1)
+    lock = json.loads(seen.retained(lock_topic)[0])
+    assert (lock["command_topic"], lock["state_topic"]) == ("facegate/door3/command", "facegate/door3/state/door")
+    assert (lock["payload_unlock"], lock["payload_lock"], lock["state_unlocked"], lock["state_locked"]) == (
+        "unlock", "lock", "unlocked", "locked")
+    assert lock["retain"] is False and lock["optimistic"] is False and lock["qos"] == 1
+    assert "now()" in lock["command_template"]  # a fresh id and the time, rendered by Home Assistant per press
+
+    with Outbox(tmp_path / "b.db") as outbox:  # the same door, unlock commands off: its lock is removed
+        second = publishers(port=broker.port, device_id="door3", outbox=outbox)
+        second.start()
+        assert wait_until(lambda: seen.payloads(lock_topic)[-1:] == [""])
+        other = publishers(port=broker.port, device_id="door4", outbox=outbox)  # never had a lock: nothing sent
+        other.start()
+        assert wait_until(lambda: other.connected)
+        assert other.flush(WAIT)
+    late = recorders(broker.port, ["homeassistant/#"])
+    assert wait_until(lambda: len(late.retained("homeassistant/sensor/facegate_door4/last_person/config")) == 1)
+    assert [m.topic for m in late.messages if m.topic.startswith("homeassistant/lock/")] == []
+    assert [m.topic for m in seen.messages if "door4" in m.topic and "/lock/" in m.topic] == []
+
+
+def test_an_outbox_on_a_full_disk_becomes_durable_when_room_returns(tmp_path, recorders, publishers):
+    """A real full filesystem (tmpfs) under the outbox at start: events are kept in memory; the broker is down when
+    room returns, so they are still pending: they move into the file (the owner is told how many), and once the
+    broker is back every event arrives once, in order."""
+    durable: list[int] = []
+    with small_filesystem(tmp_path / "disk") as disk, Mosquitto(tmp_path / "broker", persistence=True) as broker:
+        rec = recorders(broker.port, ["facegate/door1/events"], client_id="dashboard", persistent=True)
+        filler = fill_up(disk)
+        with Outbox(disk / "outbox.db", retry_seconds=0.2) as outbox:
+            assert not outbox.durable
+            pub = publishers(port=broker.port, device_id="door1", outbox=outbox, on_outbox_durable=durable.append)
+            pub.start()
+            assert wait_until(lambda: pub.connected)
+            first = _events("door1", 3)
+            for event in first:
+                pub.publish_event(event)
+            assert pub.flush(WAIT) and not outbox.durable  # delivered from memory
+            assert wait_until(lambda: broker.log().count("Received PUBACK from dashboard") == len(first))
+            broker.stop()
+            assert wait_until(lambda: not pub.connected)
+            pending = _events("door1", 5)
+            for event in pending:
+                pub.publish_event(event)
+            time.sleep(0.5)  # a few retries, on a disk that is still full
+            assert not outbox.durable and durable == []
+            filler.unlink()
+            assert wait_until(lambda: durable == [5])
+            assert outbox.durable and [e.event_id for e in outbox.pending()] == [e.id for e in pending]
+            broker.start()
+            assert pub.flush(WAIT)
+            assert wait_until(lambda: len(rec.event_ids("facegate/door1/events")) >= 8)
+            assert rec.event_ids("facegate/door1/events") == [e.id for e in first + pending]
+
+
+def test_a_door_on_a_full_disk_opens_and_says_when_events_are_durable_again(door_dir, weights_dir, tmp_path,
+                                                                           monkeypatch):
+    """The door daemon with its outbox on a real full filesystem at start: it opens for the enrolled, an alarm says
+    events may be lost; room returns during the run: a second alarm says events are durable again, and every event
+    reaches the broker once."""
+    import threading
+
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.config import load_config
+    from edge.daemon.runner import run_door
+
+    monkeypatch.setattr("edge.storage.outbox.RETRY_SECONDS", 0.2)  # the door's 30 s, shortened
+    events: list[Event] = []
+    stop = threading.Event()
+    with small_filesystem(tmp_path / "disk") as disk, Mosquitto(tmp_path / "broker") as broker:
+        filler = fill_up(disk)
+        dashboard = Recorder(broker.port, ["facegate/test-door/events"], client_id="dashboard")
+
+        def sink(event: Event) -> None:
+            events.append(event)
+            if event.type == "recognized" and [e.type for e in events].count("recognized") == 3:
+                filler.unlink()  # room again, after the door has opened three times
+            if event.type == "alarm" and event.detail["reason"] == "outbox_durable":
+                stop.set()
+
+        extra = f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\noutbox_path = "{disk / "outbox.db"}"'
+        config = write_config(tmp_path / "door.toml", door_dir, weights_dir, extra=extra)
+        config.write_text(config.read_text().replace("fps = 0", "fps = 10\nloop = true"))
+        guard = threading.Timer(120, stop.set)  # never hangs the suite; the assertions below say what was missed
+        guard.start()
+        factory = MockFactory()
+        try:
+            counters = run_door(load_config(config), stop=stop, pin_factory=factory, echo=None, extra_sink=sink,
+                                handle_signals=False)
+            assert wait_until(lambda: len(dashboard.event_ids("facegate/test-door/events")) >= len(events))
+        finally:
+            guard.cancel()
+            dashboard.close()
+    alarms = [e.detail for e in events if e.type == "alarm"]
+    assert [a["reason"] for a in alarms] == ["outbox_not_durable", "outbox_durable"], alarms
+    assert "database or disk is full" in alarms[0]["error"] and alarms[1]["clears"] == "outbox_not_durable"
+    assert counters.unlocks >= 3 and factory.pin(PIN).state is False
+    assert dashboard.event_ids("facegate/test-door/events") == [e.id for e in events]
 
 
 def test_password_good_and_bad_never_logged(tmp_path, recorders, publishers, caplog):

@@ -50,7 +50,8 @@ class MqttSection(Section):
     discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery messages.")
     discovery_prefix: TopicLevels = Field(
         "homeassistant", description="Home Assistant discovery prefix.")
-    commands: bool = Field(False, description="Accept commands on <prefix>/<device id>/command (reload_store).")
+    commands: bool = Field(False, description="Accept commands on <prefix>/<device id>/command (reload_store, "
+                                              "and lock: relay off now).")
     allow_unlock_command: bool = Field(False, description="Accept the 'unlock' command too (needs commands = true). "
                                                           "Anyone who can publish to the broker can then open "
                                                           "the door.")

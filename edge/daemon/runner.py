@@ -90,6 +90,13 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         else:
             daemon_ref[0].event("door_locked")
 
+    def alarm(detail: dict[str, Any]) -> None:
+        """An alarm raised outside the loop (the outbox durable again): through the daemon once there is one."""
+        if daemon_ref:
+            daemon_ref[0].event("alarm", detail=detail)
+        else:
+            publish(Event("alarm", config.device.id, detail=detail))
+
     if extra_sink is not None:
         sinks.append(extra_sink)
     relays: list[Any] = []  # the relay, once it is open: what a signal switches off first
@@ -123,7 +130,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
 
         if config.mqtt is not None:
             publisher = _open_publisher(config.mqtt, config.device.id, config.device.name, config.store.path, stack,
-                                        command_unlock, alarms)
+                                        command_unlock, relay.force_off, alarms, alarm)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
@@ -188,7 +195,8 @@ def presentation_checks(config: Config) -> tuple[Any, Any]:
 
 
 def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, store_path: Path, stack: ExitStack,
-                    unlock: Callable[[str], bool], alarms: list[dict[str, Any]]) -> Any:
+                    unlock: Callable[[str], bool], lock: Callable[[], None], alarms: list[dict[str, Any]],
+                    alarm: Callable[[dict[str, Any]], None]) -> Any:
     from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
     from edge.storage.outbox import Outbox
@@ -196,12 +204,20 @@ def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, sto
     outbox = stack.enter_context(Outbox(m.outbox_path or store_path.with_name("outbox.sqlite")))
     if not outbox.durable:  # a full or read-only disk must not keep the door shut for everyone
         alarms.append({"reason": "outbox_not_durable", "error": outbox.open_error,
-                       "effect": "events are kept in memory until the next start: lost if the process dies"})
+                       "effect": f"events are kept in memory until the outbox can be opened (tried every "
+                                 f"{outbox.retry_seconds:g} s): lost if the process dies"})
+
+    def outbox_durable(moved: int) -> None:  # the alarm above, cleared
+        alarm({"reason": "outbox_durable", "clears": "outbox_not_durable", "moved": moved,
+               "effect": "events are durable again"})
 
     def on_command(command: str) -> None:
         if command == "unlock" and m.allow_unlock_command:
             log.warning("unlock command received over MQTT")
             unlock("command")
+        elif command == "lock":
+            log.info("lock command received over MQTT: relay off")
+            lock()
         elif command == "reload_store":
             log.info("reload_store: the store is re-read whenever it changes; nothing to do")
 
@@ -211,7 +227,7 @@ def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, sto
         tls_ca=str(m.tls_ca) if m.tls_ca else None, tls_cert=str(m.tls_cert) if m.tls_cert else None,
         tls_key=str(m.tls_key) if m.tls_key else None, outbox=outbox,
         discovery_prefix=m.discovery_prefix if m.discovery else None, commands=m.commands,
-        allow_unlock=m.allow_unlock_command, on_command=on_command)
+        allow_unlock=m.allow_unlock_command, on_command=on_command, on_outbox_durable=outbox_durable)
     # the relay was driven off when it was opened: that is the truth to publish, whatever a process that died
     # mid-pulse left retained on the broker; nobody has been recognised by this process yet
     publisher.set_state(STATE_DOOR, PAYLOAD_LOCKED)

@@ -12,15 +12,18 @@ topic                                       retained  payload
 ``<prefix>/<device>/state/last_person``     yes       the name of the last person recognised
 ``<prefix>/<device>/state/<name>``          yes       any other state given to :meth:`.EventPublisher.set_state`
 ``<prefix>/<device>/command``               --        subscribed only with ``commands=True``: JSON
-                                                      ``{"command": "reload_store" | "unlock", "id": "<unique>",
-                                                      "time": "<ISO-8601>"}``; stale or replayed: refused
+                                                      ``{"command": "reload_store" | "unlock" | "lock",
+                                                      "id": "<unique>", "time": "<ISO-8601>"}``; stale or
+                                                      replayed: refused
 ``<discovery>/<component>/<node>/<obj>/config``  yes  Home Assistant MQTT discovery (``<discovery>`` defaults to
                                                       ``homeassistant``, ``<node>`` is ``facegate_<device>``)
 ==========================================  ========  ==========================================================
 
 Home Assistant entities, all on one device with the availability topic: ``binary_sensor`` ``door``
-(device class ``lock``: on = unlocked), ``sensor`` ``last_person``, and ``event`` ``events`` (one event type per
-:data:`edge.core.events.EVENT_TYPES`, with person, distance and event id as attributes).
+(device class ``lock``: on = unlocked), ``sensor`` ``last_person``, ``event`` ``events`` (one event type per
+:data:`edge.core.events.EVENT_TYPES`, with person, distance, event id, the door's time and detail as attributes),
+and a ``lock`` only when ``unlock`` commands are allowed (see :mod:`edge.mqtt.discovery`, also for why these are
+per-entity configs). ``lock`` switches the relay off now (ending a pulse); it is accepted whenever commands are.
 
 Delivery: :meth:`~edge.mqtt.publisher.EventPublisher.publish_event` writes the event to the outbox first; one
 sender thread hands pending outbox messages, oldest first and at most ``max_unacked`` at a time, to the paho

@@ -42,7 +42,9 @@ EVENT_STATES = {
 #: Commands understood on the command topic.
 COMMAND_RELOAD_STORE = "reload_store"
 COMMAND_UNLOCK = "unlock"
-COMMANDS = (COMMAND_RELOAD_STORE, COMMAND_UNLOCK)
+#: Relay off now (a pulse ends early): harmless, so accepted whenever commands are (Home Assistant's lock button).
+COMMAND_LOCK = "lock"
+COMMANDS = (COMMAND_RELOAD_STORE, COMMAND_UNLOCK, COMMAND_LOCK)
 #: The key of the command name in a command message's JSON object.
 COMMAND_KEY = "command"
 #: How many bytes of a rejected payload are quoted in the log.

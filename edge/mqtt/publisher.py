@@ -35,7 +35,7 @@ from edge.mqtt.const import (
     QOS,
     STATE_LAST_PERSON,
 )
-from edge.mqtt.discovery import discovery_messages
+from edge.mqtt.discovery import discovery_messages, lock_config_topic
 from edge.mqtt.topics import Topics, topic_level
 from edge.storage.outbox import Outbox
 
@@ -81,6 +81,10 @@ class EventPublisher:
         discovery_prefix: Home Assistant discovery prefix, or ``None`` for no discovery messages.
         commands: subscribe to the command topic. allow_unlock: accept the ``unlock`` command.
         on_command: called with the command name (on the network thread: return quickly).
+        on_outbox_durable: called with the number of events moved (on the sender thread) when an outbox that was
+            in memory (its file could not be opened) has opened its file at last: the sender tries it
+            (:meth:`edge.storage.outbox.Outbox.reopen_file`) about once a second, the outbox at most every
+            ``retry_seconds``.
         reconnect_min_s, reconnect_max_s: reconnect back-off, doubling from min to max (whole seconds);
             the max of 8 s bounds how long events wait once the broker is back.
         max_unacked: outbox messages handed to the client and not yet acknowledged, at most.
@@ -97,16 +101,22 @@ class EventPublisher:
                  client_id: str | None = None, discovery_prefix: str | None = DEFAULT_DISCOVERY_PREFIX,
                  commands: bool = False, allow_unlock: bool = False,
                  on_command: Callable[[str], None] | None = None, reconnect_min_s: int = 1,
-                 reconnect_max_s: int = 8, max_unacked: int = 100):
+                 reconnect_max_s: int = 8, max_unacked: int = 100,
+                 on_outbox_durable: Callable[[int], None] | None = None):
         self.topics = Topics.for_device(prefix, device_id)
         self.device_id = device_id
         self.host, self.port, self.keepalive = host, port, keepalive
         self.discovery_prefix = discovery_prefix
         self.commands_enabled = commands
         self.allow_unlock = allow_unlock
+        self._announces_lock = commands and allow_unlock
+        # a lock entity an earlier run announced (with unlock commands) is removed when this one has none
+        self._stale_lock_topic = (lock_config_topic(discovery_prefix, device_id)
+                                  if discovery_prefix is not None and not self._announces_lock else None)
         self.max_unacked = max_unacked
         self._outbox = outbox
         self._on_command = on_command
+        self._on_outbox_durable = on_outbox_durable
         self.device_name = device_name
         self._seen_commands = SeenIds()
 
@@ -263,6 +273,7 @@ class EventPublisher:
             return self._stopping or (self._wake_sender and self._connected and len(self._handed) < self.max_unacked)
 
         while True:
+            self._retry_outbox_file()
             with self._cond:
                 if not self._cond.wait_for(ready, timeout=1.0):
                     continue
@@ -287,6 +298,17 @@ class EventPublisher:
                     self._counts["sent"] += 1
             if len(entries) == room:  # there may be more: look again once there is room
                 self._wake()
+
+    def _retry_outbox_file(self) -> None:
+        """An outbox in memory tries its file again (when due); the owner hears when it has become durable."""
+        if self._outbox.durable:
+            return
+        moved = self._outbox.reopen_file()
+        if moved is not None and self._on_outbox_durable is not None:
+            try:
+                self._on_outbox_durable(moved)
+            except Exception:  # never let a reporting bug stop the sender
+                log.exception("MQTT: the outbox-durable handler failed")
 
     def _acknowledged(self, event_id: str | None) -> None:
         if event_id is None:
@@ -319,13 +341,15 @@ class EventPublisher:
             client.subscribe(self.topics.command, qos=QOS)
         if self.discovery_prefix is not None:  # Home Assistant's birth message: announce again when it restarts
             client.subscribe(f"{self.discovery_prefix}/{DISCOVERY_STATUS_SUFFIX}", qos=QOS)
+        if self._stale_lock_topic is not None:
+            client.subscribe(self._stale_lock_topic, qos=QOS)
         self._wake()
 
     def _send_discovery(self) -> None:
         if self.discovery_prefix is None:
             return
         for topic, config in discovery_messages(self.topics, self.device_id, self.discovery_prefix,
-                                                device_name=self.device_name):
+                                                device_name=self.device_name, lock=self._announces_lock):
             self._send(topic, json.dumps(config, sort_keys=True), retain=True)
 
     def _home_assistant_status(self, payload: bytes) -> None:
@@ -376,6 +400,11 @@ class EventPublisher:
         self._acknowledged(event_id)
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self._stale_lock_topic:
+            if message.retain and message.payload:  # an empty retained message removes it from Home Assistant
+                log.info("MQTT: removing the lock entity an earlier run announced (unlock commands are off)")
+                self._send(message.topic, "", retain=True)
+            return
         if self.discovery_prefix is not None and message.topic == f"{self.discovery_prefix}/{DISCOVERY_STATUS_SUFFIX}":
             try:
                 self._home_assistant_status(message.payload)

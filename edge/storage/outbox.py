@@ -21,6 +21,11 @@ counted in :attr:`OutboxCounters.write_errors`, and the message is kept in memor
 successful write moves the kept messages to the file, in order. :attr:`Outbox.degraded` says whether any
 pending message is held only in memory.
 
+A file that cannot be opened at all when the outbox opens (a full or read-only disk) leaves the whole outbox in
+memory (:attr:`Outbox.durable` is ``False``); :meth:`Outbox.reopen_file` tries the file again, at most every
+:data:`RETRY_SECONDS`, and once it opens moves every pending message into it (same order, none lost, none twice)
+and uses it from then on.
+
 Thread-safe: one connection guarded by a lock (the publisher calls :meth:`ack` from the MQTT network thread).
 """
 
@@ -30,7 +35,9 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +56,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 """
 _WRITE_ERRORS = (sqlite3.Error, OSError)
+
+#: Seconds between two attempts to open the file of an outbox that is in memory (:meth:`Outbox.reopen_file`).
+RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -80,36 +90,43 @@ class Outbox:
         max_events: rows kept at most; the oldest are dropped beyond it (warning, counted).
         max_bytes: the largest the database file may grow to, or ``None`` for no limit besides the disk.
         max_memory_events: messages kept in memory at most while the file cannot be written.
+        retry_seconds: while the outbox is in memory, how often :meth:`reopen_file` tries the file again
+            (default :data:`RETRY_SECONDS`). clock: monotonic seconds.
 
     A file that cannot be created or opened as an outbox (a full or read-only disk, another kind of file) does
-    not stop the door: the outbox then lives in memory for this process (:attr:`durable` is ``False``,
-    :attr:`open_error` says why), and the caller reports it.
+    not stop the door: the outbox then lives in memory (:attr:`durable` is ``False``, :attr:`open_error` says
+    why) until :meth:`reopen_file` succeeds, and the caller reports it.
 
     Raises:
         OutboxError: bad bounds.
     """
 
     def __init__(self, path: str | os.PathLike, *, max_events: int = 100_000, max_bytes: int | None = None,
-                 max_memory_events: int = 10_000):
+                 max_memory_events: int = 10_000, retry_seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         if max_events < 1 or max_memory_events < 1:
             raise OutboxError(f"outbox bounds must be >= 1, got max_events={max_events} "
                                 f"max_memory_events={max_memory_events}")
         self.path = Path(path)
         self.max_events = max_events
         self.max_memory_events = max_memory_events
+        self.retry_seconds = RETRY_SECONDS if retry_seconds is None else retry_seconds
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self._next_retry = clock() + self.retry_seconds
         self._lock = threading.Lock()
         self._memory: OrderedDict[str, OutboxEntry] = OrderedDict()  # event id -> entry, in seq order
         self._unacked_rows: set[str] = set()  # acknowledged, but the DELETE failed: never hand out again
         self._dropped = 0
         self._write_errors = 0
-        #: Why the file could not be used when the outbox opened (``None``: it is in use). Events are then kept in
-        #: an in-memory database for this process's life: delivered while it runs, lost if it dies.
+        #: Why the file could not be used (``None``: it is in use). Events are then kept in an in-memory database
+        #: until :meth:`reopen_file` opens the file: delivered while the process runs, lost if it dies.
         self.open_error: str | None = None
         try:
             self._conn = self._open_file(max_bytes)
         except OutboxError as err:
             self.open_error = str(err)
-            log.error("%s: events are kept in memory until the next start (lost if the process dies)", err)
+            log.error("%s: events are kept in memory until it can be opened (lost if the process dies)", err)
             self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._conn.execute(_SCHEMA)
         self._rows = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -143,8 +160,46 @@ class Outbox:
 
     @property
     def durable(self) -> bool:
-        """Whether pending events are in the file (``False``: the file could not be used at start)."""
+        """Whether pending events are in the file (``False``: the file could not be opened yet)."""
         return self.open_error is None
+
+    def reopen_file(self, *, force: bool = False) -> int | None:
+        """While the outbox is in memory: try its file again (at most every ``retry_seconds``; ``force``: now).
+
+        Once the file opens, every pending message moves into it in one transaction (same order; messages a
+        previous process left in the file follow them) and the file is used from then on. Never raises.
+
+        Returns:
+            How many messages moved, when the outbox has just become durable; ``None`` otherwise (still in
+            memory, not due yet, durable already, or closed).
+        """
+        with self._lock:
+            if self._closed or self.open_error is None:
+                return None
+            now = self._clock()
+            if not force and now < self._next_retry:
+                return None
+            self._next_retry = now + self.retry_seconds
+            try:
+                conn = self._open_file(self._max_bytes)
+            except OutboxError as err:
+                self.open_error = str(err)
+                log.debug("outbox still in memory: %s", err)
+                return None
+            try:
+                moved = self._move_into(conn)
+            except _WRITE_ERRORS as err:
+                conn.close()
+                log.debug("outbox %s: could not move the pending events into it (%s); still in memory", self.path, err)
+                return None
+            memory, self._conn = self._conn, conn
+            memory.close()
+            self.open_error = None
+            self._rows = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            self._enforce_max_events()
+        log.warning("outbox %s: opened at last; %d pending event(s) moved from memory into it: events are durable "
+                    "again", self.path, moved)
+        return moved
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -246,6 +301,28 @@ class Outbox:
         self.close()
 
     # -- internals (called with the lock held) ---------------------------------------------------------------
+
+    def _move_into(self, conn: sqlite3.Connection) -> int:
+        """Copy the pending rows of the in-memory database into the file ``conn``, in one transaction; rows a
+        previous process left there are renumbered after them, so every sequence number stays unique and the
+        rows not handed out yet stay after those that were (the sender's cursor). Returns the rows copied."""
+        rows = self._conn.execute(
+            "SELECT seq, event_id, topic, payload, qos, retain FROM outbox ORDER BY seq").fetchall()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            low, high = conn.execute("SELECT MIN(seq), MAX(seq) FROM outbox").fetchone()
+            if low is not None:  # every new number above every old one: no collision while they move
+                conn.execute("UPDATE outbox SET seq = seq + ?", (max(self._next_seq, high + 1) - low,))
+            conn.executemany("INSERT OR IGNORE INTO outbox (seq, event_id, topic, payload, qos, retain) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        # never a number handed out before (the sender's cursor may be past rows acknowledged meanwhile)
+        self._next_seq = max(self._next_seq, conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0])
+        return len(rows)
 
     def _check_open(self) -> None:
         if self._closed:
