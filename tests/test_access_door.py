@@ -104,3 +104,52 @@ path = "{tmp_path / 'badges.txt'}"'''
     assert unlocked and unlocked[0].detail["cause"] == "badge+face"
     records = logged(door, capsys)
     assert all("BADGE" not in json.dumps(r) for r in records)  # fingerprints only, never the badge ids
+
+
+def test_a_lockdown_command_stops_remote_unlocks_until_it_ends(door, door_dir, weights_dir, tmp_path, capsys):
+    import threading
+    import uuid
+
+    import paho.mqtt.publish as publish
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.config import load_config
+    from edge.daemon.runner import run_door
+    from tests.mosquitto import Mosquitto, wait_until
+
+    camera = frames(tmp_path / "empty", Path("."), [(None, 2)])
+    with Mosquitto(tmp_path / "broker") as broker:
+        mqtt = (f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\noutbox_path = "{tmp_path / "outbox.db"}"\n'
+                "commands = true\nallow_unlock_command = true")
+        path = config(door, door_dir, weights_dir, camera, mqtt, fps=5)
+        path.write_text(path.read_text().replace("fps = 5", "fps = 5\nloop = true"))
+        stop, factory, events = threading.Event(), MockFactory(), []
+        thread = threading.Thread(target=run_door, args=(load_config(path),), kwargs=dict(
+            stop=stop, pin_factory=factory, echo=None, extra_sink=events.append, handle_signals=False))
+        thread.start()
+
+        def send(name: str) -> None:
+            payload = json.dumps({"command": name, "id": uuid.uuid4().hex,
+                                  "time": datetime.now(timezone.utc).isoformat()})
+            publish.single("facegate/test-door/command", payload, qos=1, hostname="127.0.0.1", port=broker.port)
+
+        def alarms() -> list[str]:
+            return [e.detail.get("reason") for e in events if e.type == "alarm"]
+
+        try:
+            assert wait_until(lambda: any(e.type == "started" for e in events), timeout=30)
+            send("lockdown")
+            assert wait_until(lambda: "lockdown" in alarms())
+            send("unlock")
+            assert wait_until(lambda: any(r["reason"] == "lockdown" and r["mode"] == "command"
+                                          for r in logged(door, capsys)))
+            assert not any(e.type == "door_unlocked" for e in events)
+            assert not any(s.state for s in factory.pin(17).states)  # never on during the lockdown
+            send("end_lockdown")
+            assert wait_until(lambda: "lockdown_ended" in alarms())
+            send("unlock")
+            assert wait_until(lambda: any(e.type == "door_unlocked" for e in events))
+            assert [e.detail["cause"] for e in events if e.type == "door_unlocked"] == ["command"]
+        finally:
+            stop.set()
+            thread.join(timeout=30)

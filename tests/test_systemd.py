@@ -102,7 +102,7 @@ def test_notify_watchdog_and_restart(unit):
 def test_user_groups_and_directories(unit):
     assert one(unit, "User") == "facegate"
     assert one(unit, "Group") == "facegate"
-    assert set(words(unit, "SupplementaryGroups")) == {"gpio", "video"}
+    assert set(words(unit, "SupplementaryGroups")) == {"gpio", "video", "input"}
     assert one(unit, "StateDirectory") == "facegate"
     assert one(unit, "ConfigurationDirectory") == "facegate"
     assert one(unit, "UMask") == "0077"
@@ -129,10 +129,10 @@ def test_sandbox_directives(unit):
         assert key not in unit["Service"], f"{key}= would break GPIO or camera access"
 
 
-def test_devices_are_only_gpio_and_camera(unit):
+def test_devices_are_only_gpio_camera_and_a_read_only_badge_reader(unit):
     allowed = dict(value.split() for value in unit["Service"]["DeviceAllow"])
     assert allowed == {"char-gpiochip": "rw", "/dev/gpiomem": "rw", "char-video4linux": "rw", "char-media": "rw",
-                       "char-dma_heap": "rw"}
+                       "char-dma_heap": "rw", "char-input": "r"}
 
 
 def test_command_lines_parse_with_the_real_cli(unit):

@@ -121,6 +121,12 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
         access = stack.enter_context(open_access_control(config, gallery=gallery))
         alarms.extend({"reason": "access_policy", "detail": problem} for problem in access.startup_problems())
 
+        def lockdown(on: bool) -> None:
+            """A lockdown set or ended by an authenticated command: said as an alarm, so the dashboard sees it."""
+            access.set_lockdown(on, by="command")
+            alarm({"reason": "lockdown" if on else "lockdown_ended", "by": "command",
+                   "effect": "nothing unlocks but the exit button" if on else "the door's policy applies again"})
+
         def command_unlock(why: str) -> bool:
             """A remote unlock, if the door's policy lets one through now (not in a lockdown); logged either way."""
             if not access.allows_command_unlock().granted:
@@ -130,7 +136,7 @@ def run_door(config: Config, *, stop: threading.Event | None = None, pin_factory
 
         if config.mqtt is not None:
             publisher = _open_publisher(config.mqtt, config.device.id, config.device.name, config.store.path, stack,
-                                        command_unlock, relay.force_off, alarms, alarm)
+                                        command_unlock, relay.force_off, alarms, alarm, lockdown)
             sinks.append(publisher.publish_event)
         door_inputs = door_monitor = None
         if config.door is not None:
@@ -196,7 +202,7 @@ def presentation_checks(config: Config) -> tuple[Any, Any]:
 
 def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, store_path: Path, stack: ExitStack,
                     unlock: Callable[[str], bool], lock: Callable[[], None], alarms: list[dict[str, Any]],
-                    alarm: Callable[[dict[str, Any]], None]) -> Any:
+                    alarm: Callable[[dict[str, Any]], None], lockdown: Callable[[bool], None]) -> Any:
     from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
     from edge.storage.outbox import Outbox
@@ -218,6 +224,9 @@ def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, sto
         elif command == "lock":
             log.info("lock command received over MQTT: relay off")
             lock()
+        elif command in ("lockdown", "end_lockdown"):
+            log.warning("%s command received over MQTT", command)
+            lockdown(command == "lockdown")
         elif command == "reload_store":
             log.info("reload_store: the store is re-read whenever it changes; nothing to do")
 

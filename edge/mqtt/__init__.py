@@ -12,7 +12,8 @@ topic                                       retained  payload
 ``<prefix>/<device>/state/last_person``     yes       the name of the last person recognised
 ``<prefix>/<device>/state/<name>``          yes       any other state given to :meth:`.EventPublisher.set_state`
 ``<prefix>/<device>/command``               --        subscribed only with ``commands=True``: JSON
-                                                      ``{"command": "reload_store" | "unlock" | "lock",
+                                                      ``{"command": "reload_store" | "unlock" | "lock" |
+                                                      "lockdown" | "end_lockdown",
                                                       "id": "<unique>", "time": "<ISO-8601>"}``; stale or
                                                       replayed: refused
 ``<discovery>/<component>/<node>/<obj>/config``  yes  Home Assistant MQTT discovery (``<discovery>`` defaults to

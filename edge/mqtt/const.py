@@ -44,7 +44,11 @@ COMMAND_RELOAD_STORE = "reload_store"
 COMMAND_UNLOCK = "unlock"
 #: Relay off now (a pulse ends early): harmless, so accepted whenever commands are (Home Assistant's lock button).
 COMMAND_LOCK = "lock"
-COMMANDS = (COMMAND_RELOAD_STORE, COMMAND_UNLOCK, COMMAND_LOCK)
+#: A lockdown (nothing unlocks but the exit button) starts / ends: restricts the door, so accepted whenever
+#: commands are; whoever may write the command topic (its broker ACL) may set it.
+COMMAND_LOCKDOWN = "lockdown"
+COMMAND_END_LOCKDOWN = "end_lockdown"
+COMMANDS = (COMMAND_RELOAD_STORE, COMMAND_UNLOCK, COMMAND_LOCK, COMMAND_LOCKDOWN, COMMAND_END_LOCKDOWN)
 #: The key of the command name in a command message's JSON object.
 COMMAND_KEY = "command"
 #: How many bytes of a rejected payload are quoted in the log.
