@@ -19,7 +19,6 @@ import logging
 import os
 import platform
 import resource
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convert.cache import save_build
 from convert.fetch import Manifest
 from convert.measure import agreement, latency_table, probe_runtimes, quality
 from convert.tflite import VARIANTS, convert, export_saved_model
@@ -199,20 +199,6 @@ def _variant_files(folder: Path, variant: str) -> tuple[Path, Path, Path]:
     return model, strangers_path(model), card_path(model)
 
 
-def _save_to_cache(cached: Path, opts: BuildOptions, report: dict) -> None:
-    staging = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
-    try:
-        for variant in opts.variants:
-            for src in _variant_files(opts.out, variant):
-                shutil.copy2(src, staging / src.name)
-        (staging / "report.json").write_text(json.dumps(report, indent=2))
-        staging.rename(cached)
-    except OSError as exc:
-        log.warning("could not cache the build in %s: %s", cached, exc)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def build(opts: BuildOptions) -> dict:
     """Run the whole build; returns the report (also written as ``report.json`` and ``report.md``)."""
     started = time.monotonic()
@@ -273,8 +259,7 @@ def build(opts: BuildOptions) -> dict:
     report["build"] = {"seconds": round(time.monotonic() - started, 1),
                        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        _save_to_cache(cached, opts, report)
+        save_build(cached, [f for v in opts.variants for f in _variant_files(opts.out, v)], report)
     return report
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from convert.cache import save_build
 from convert.fetch import DEFAULT_MANIFEST
 from edge.core.liveness import (
     INPUT_SIZE,
@@ -306,20 +307,6 @@ def build_liveness(opts: LivenessOptions) -> dict:
     write_bytes_atomic(opts.out / LIVENESS_CARD, (json.dumps(sealed, indent=2) + "\n").encode())
     report["seconds"] = round(time.monotonic() - started, 1)
     if cached is not None:
-        _save(cached, opts.out, sealed, report)
+        save_build(cached, [opts.out / m["file"] for m in sealed["models"]] + [opts.out / LIVENESS_CARD], report,
+                   what="liveness build")
     return report
-
-
-def _save(cached: Path, out: Path, card: dict, report: dict) -> None:
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
-    try:
-        for model in card["models"]:
-            shutil.copy2(out / model["file"], staging / model["file"])
-        shutil.copy2(out / LIVENESS_CARD, staging / LIVENESS_CARD)
-        (staging / "report.json").write_text(json.dumps(report, indent=2))
-        staging.rename(cached)
-    except OSError as exc:
-        log.warning("could not cache the liveness build in %s: %s", cached, exc)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

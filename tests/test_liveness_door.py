@@ -4,6 +4,8 @@ gpiozero's mock pins. A looped still photo of an enrolled person must never open
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,23 @@ def test_enforce_without_the_liveness_models_refuses_to_start_and_says_how_to_go
     loaded = load_config(config)  # the config itself is valid: only the models are not there
     with pytest.raises(ModelError, match='mode = "off"'):
         presentation_checks(loaded)
+
+
+def test_check_config_names_missing_or_altered_liveness_models(door_dir, built, tmp_path, capsys):
+    from edge.cli import main
+
+    shutil.copy(built / LIVENESS_CARD, tmp_path / LIVENESS_CARD)
+    card = json.loads((built / LIVENESS_CARD).read_text())
+    first, second = (m["file"] for m in card["models"])
+    shutil.copy(built / first, tmp_path / first)  # the second model is missing
+    config = write_config(tmp_path / "door.toml", door_dir, built,
+                          liveness=f'mode = "enforce"\ncard = "{tmp_path / LIVENESS_CARD}"')
+    assert main(["check-config", str(config)]) == 1
+    assert f"{second} does not exist" in capsys.readouterr().err
+    shutil.copy(built / first, tmp_path / second)  # the wrong file under its name
+    assert main(["check-config", str(config)]) == 1
+    assert "does not match" in capsys.readouterr().err
+    shutil.copy(built / second, tmp_path / second)
+    assert main(["check-config", str(config)]) == 0
+    config.write_text(config.read_text().replace(f'card = "{tmp_path / LIVENESS_CARD}"', 'card = "/nowhere"'))
+    assert main(["check-config", str(config)]) == 1  # the path itself is checked by the config (ExistingFile)

@@ -2,6 +2,8 @@
 
 Beyond the file itself, the access policy is compared with the store it names (read only, never changed): a group
 the policy names that nobody in the store has is a problem. A store that is not there yet is said, not refused.
+With ``[liveness]`` on, its card and models must be there and match (checked by sha256, not loaded): without them
+the daemon would refuse to start.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace, env: CliEnv) -> int:
 
     problems = validate_config(args.config, read_secrets=not args.no_secrets)
     if not problems:
-        problems = _policy_problems(args.config, env)
+        problems = _policy_problems(args.config, env) + _liveness_problems(args.config)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
@@ -65,3 +67,29 @@ def _policy_problems(path: Path, env: CliEnv) -> list[str]:
     return [located(str(path), ["access", "groups" if ("access", "groups") in lines else "schedule"],
                     f"group {group!r} is nobody's in the store {store} (groups there: {known})", lines)
             for group in sorted(named - have)]
+
+
+def _liveness_problems(path: Path) -> list[str]:
+    """With ``[liveness] mode`` other than off: the card, and each model it names, there and unaltered."""
+    from edge.config import load_config
+    from edge.core.liveness import LIVENESS_CARD, LivenessCard
+    from edge.errors import ModelError
+    from edge.files import sha256_file
+
+    config = load_config(path, read_secrets=False)
+    if config.liveness.mode == "off":
+        return []
+    card_path = config.liveness.card or config.models.encoder.parent / LIVENESS_CARD
+    try:
+        card = LivenessCard.read(card_path)
+    except ModelError as err:
+        return [f"{path}: liveness: {err} ([liveness] mode = {config.liveness.mode!r} needs it; build it with "
+                "'facegate-convert build', or set mode = \"off\")"]
+    problems = []
+    for spec in card.models:
+        model = card_path.parent / spec.file
+        if not model.is_file():
+            problems.append(f"{path}: liveness: {model} does not exist (the card {card_path.name} names it)")
+        elif sha256_file(model) != spec.sha256:
+            problems.append(f"{path}: liveness: {model} does not match {card_path.name} (a different or damaged file)")
+    return problems
