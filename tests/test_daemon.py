@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -231,6 +231,9 @@ def test_a_restart_tells_the_dashboard_the_door_is_locked_before_it_says_online(
             assert wait_until(lambda: live.payloads(f"{base}/availability")[-1:] == ["offline"])
             fresh = [(m.topic, m.payload.decode()) for m in list(live.messages) if not m.retain]
             assert fresh.index((f"{base}/state/door", "locked")) < fresh.index((f"{base}/availability", "online"))
+            change = next(json.loads(p) for t, p in fresh if t == f"{base}/state/door_change")
+            assert (change["state"], change["cause"]) == ("locked", "start")  # why, and when: this start
+            assert datetime.fromisoformat(change["time"]) > datetime.now(timezone.utc) - timedelta(minutes=5)
             assert fresh.index((f"{base}/state/last_person", "")) < fresh.index((f"{base}/availability", "online"))
         finally:
             live.close()

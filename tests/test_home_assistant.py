@@ -229,6 +229,9 @@ def test_a_crash_during_a_pulse_and_a_restart_show_the_door_locked(door_dir, wei
         assert wait_until(lambda: (ha.state(door.door), ha.state(door.lock), ha.state(door.last_person)) == (
             "off", "locked", "")), states(ha, door)
         assert wait_until(lambda: last_event_type(ha, door) == "started")  # this run's first (and only) event
+        # and why it is locked, as the door's attributes: the relay driven off at this start
+        assert wait_until(lambda: ha.states()[door.door]["attributes"].get("cause") == "start"), ha.states()[door.door]
+        assert ha.states()[door.lock]["attributes"]["cause"] == "start"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

@@ -75,7 +75,7 @@ def test_events_states_availability_and_discovery(tmp_path, broker, recorders, p
         assert wait_until(lambda: pub.connected)
         sent = [Event("recognized", "door1", person="alice", distance=0.61,
                       timings_ms={"detect": 8.0, "encode": 40.5, "total": 55.0}),
-                Event("door_unlocked", "door1", person="alice"),
+                Event("door_unlocked", "door1", detail={"cause": "face", "person": "alice"}),
                 Event("alarm", "door1", detail={"reason": "held open"}),
                 Event("door_locked", "door1")]
         for event in sent:
@@ -89,6 +89,10 @@ def test_events_states_availability_and_discovery(tmp_path, broker, recorders, p
         assert rec.payloads("facegate/door1/state/door") == ["unlocked", "locked"]
         assert rec.payloads("facegate/door1/state/last_person") == ["alice"]
         assert rec.payloads("facegate/door1/availability") == ["online"]
+        # each door state comes with when and why, from the event that changed it
+        changes = [json.loads(p) for p in rec.payloads("facegate/door1/state/door_change")]
+        assert [(c["state"], c["cause"], c["person"], c["event"], c["time"]) for c in changes] == [
+            ("unlocked", "face", "alice", sent[1].id, sent[1].time), ("locked", None, None, sent[3].id, sent[3].time)]
 
         configs = {m.topic: json.loads(m.payload) for m in rec.messages if m.topic.startswith("homeassistant/")}
         assert set(configs) == {"homeassistant/binary_sensor/facegate_door1/door/config",
@@ -101,6 +105,7 @@ def test_events_states_availability_and_discovery(tmp_path, broker, recorders, p
         door = configs["homeassistant/binary_sensor/facegate_door1/door/config"]
         assert (door["state_topic"], door["payload_on"], door["payload_off"]) == (
             "facegate/door1/state/door", "unlocked", "locked")
+        assert door["json_attributes_topic"] == "facegate/door1/state/door_change"
         events_config = configs["homeassistant/event/facegate_door1/events/config"]
         assert events_config["event_types"] == list(EVENT_TYPES)
         assert "value_json.time" in events_config["value_template"]  # the door's own time travels with each event

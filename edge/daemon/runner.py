@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -203,7 +204,7 @@ def presentation_checks(config: Config) -> tuple[Any, Any]:
 def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, store_path: Path, stack: ExitStack,
                     unlock: Callable[[str], bool], lock: Callable[[], None], alarms: list[dict[str, Any]],
                     alarm: Callable[[dict[str, Any]], None], lockdown: Callable[[bool], None]) -> Any:
-    from edge.mqtt.const import PAYLOAD_LOCKED, STATE_DOOR, STATE_LAST_PERSON
+    from edge.mqtt.const import PAYLOAD_LOCKED, STATE_LAST_PERSON
     from edge.mqtt.publisher import EventPublisher
     from edge.storage.outbox import Outbox
 
@@ -239,7 +240,8 @@ def _open_publisher(m: MqttSection, device_id: str, device_name: str | None, sto
         allow_unlock=m.allow_unlock_command, on_command=on_command, on_outbox_durable=outbox_durable)
     # the relay was driven off when it was opened: that is the truth to publish, whatever a process that died
     # mid-pulse left retained on the broker; nobody has been recognised by this process yet
-    publisher.set_state(STATE_DOOR, PAYLOAD_LOCKED)
+    publisher.set_door_state(PAYLOAD_LOCKED, at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                             cause="start")
     publisher.set_state(STATE_LAST_PERSON, "")
     publisher.start()
     stack.callback(publisher.stop, FLUSH_SECONDS)

@@ -10,6 +10,7 @@ topic                                       retained  payload
                                                       and as the last will when the device dies or drops off
 ``<prefix>/<device>/state/door``            yes       ``locked`` / ``unlocked`` (from door_locked/door_unlocked)
 ``<prefix>/<device>/state/last_person``     yes       the name of the last person recognised
+``<prefix>/<device>/state/door_change``     yes       JSON: the door state's last change, its time and cause
 ``<prefix>/<device>/state/<name>``          yes       any other state given to :meth:`.EventPublisher.set_state`
 ``<prefix>/<device>/command``               --        subscribed only with ``commands=True``: JSON
                                                       ``{"command": "reload_store" | "unlock" | "lock" |

@@ -30,6 +30,10 @@ PAYLOAD_UNLOCKED = "unlocked"
 #: State names published on ``state/<name>``.
 STATE_DOOR = "door"
 STATE_LAST_PERSON = "last_person"
+#: Retained JSON beside ``state/door``: the door's last change, ``{"state", "time", "cause", "person", "event"}``
+#: (``cause``: face, badge+face, exit_button, command, or start: the relay driven off when the door started). Home
+#: Assistant shows it as the door's and the lock's attributes.
+STATE_DOOR_CHANGE = "door_change"
 
 #: The event type whose person becomes :data:`STATE_LAST_PERSON`.
 EVENT_RECOGNIZED = "recognized"

@@ -35,6 +35,7 @@ from edge.mqtt.const import (
     PAYLOAD_UNLOCKED,
     QOS,
     STATE_DOOR,
+    STATE_DOOR_CHANGE,
     STATE_LAST_PERSON,
 )
 from edge.mqtt.topics import Topics
@@ -93,7 +94,8 @@ def discovery_messages(topics: Topics, device_id: str, discovery_prefix: str, *,
     entities: list[tuple[str, str, dict[str, Any]]] = [
         ("binary_sensor", "door", {"name": "Door", "state_topic": topics.state(STATE_DOOR),
                                    "payload_on": PAYLOAD_UNLOCKED, "payload_off": PAYLOAD_LOCKED,
-                                   "device_class": "lock"}),
+                                   "device_class": "lock",
+                                   "json_attributes_topic": topics.state(STATE_DOOR_CHANGE)}),
         ("sensor", "last_person", {"name": "Last person", "state_topic": topics.state(STATE_LAST_PERSON),
                                    "icon": "mdi:account"}),
         ("event", "events", {"name": "Door event", "state_topic": topics.events,
@@ -103,6 +105,7 @@ def discovery_messages(topics: Topics, device_id: str, discovery_prefix: str, *,
         entities.append(("lock", "lock", {
             "name": "Lock", "state_topic": topics.state(STATE_DOOR), "state_locked": PAYLOAD_LOCKED,
             "state_unlocked": PAYLOAD_UNLOCKED, "command_topic": topics.command, "command_template": _COMMAND_TEMPLATE,
-            "payload_unlock": COMMAND_UNLOCK, "payload_lock": COMMAND_LOCK, "optimistic": False, "retain": False}))
+            "payload_unlock": COMMAND_UNLOCK, "payload_lock": COMMAND_LOCK, "optimistic": False, "retain": False,
+            "json_attributes_topic": topics.state(STATE_DOOR_CHANGE)}))
     return [(config_topic(discovery_prefix, component, device_id, obj),
              {**common, **config, "unique_id": f"{node}_{obj}"}) for component, obj, config in entities]

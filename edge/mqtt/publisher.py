@@ -33,6 +33,8 @@ from edge.mqtt.const import (
     PAYLOAD_OFFLINE,
     PAYLOAD_ONLINE,
     QOS,
+    STATE_DOOR,
+    STATE_DOOR_CHANGE,
     STATE_LAST_PERSON,
 )
 from edge.mqtt.discovery import discovery_messages, lock_config_topic
@@ -189,7 +191,17 @@ class EventPublisher:
         if event.type == EVENT_RECOGNIZED and event.person:
             self.set_state(STATE_LAST_PERSON, event.person)
         elif event.type in EVENT_STATES:
-            self.set_state(*EVENT_STATES[event.type])
+            _, value = EVENT_STATES[event.type]
+            self.set_door_state(value, at=event.time, cause=event.detail.get("cause"),
+                                person=event.detail.get("person"), event_id=event.id)
+
+    def set_door_state(self, value: str, *, at: str, cause: str | None, person: str | None = None,
+                       event_id: str | None = None) -> None:
+        """``state/door`` = ``value``, and ``state/door_change`` = when (``at``, ISO-8601) and why (see
+        :data:`edge.mqtt.const.STATE_DOOR_CHANGE`)."""
+        change = {"state": value, "time": at, "cause": cause, "person": person, "event": event_id}
+        self.set_state(STATE_DOOR_CHANGE, json.dumps(change, separators=(",", ":"), sort_keys=True))
+        self.set_state(STATE_DOOR, value)
 
     def set_state(self, name: str, value: str) -> None:
         """Publish ``value`` retained on ``state/<name>`` now if connected, and again after every reconnect."""
