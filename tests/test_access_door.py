@@ -133,13 +133,21 @@ def test_a_lockdown_command_stops_remote_unlocks_until_it_ends(door, door_dir, w
                                   "time": datetime.now(timezone.utc).isoformat()})
             publish.single("facegate/test-door/command", payload, qos=1, hostname="127.0.0.1", port=broker.port)
 
+        def send_until(name: str, done) -> bool:
+            """Send the command (a fresh id each time) until ``done()``: the door subscribes to its command topic
+            a moment after it starts, and a command sent before that reaches nobody."""
+            for _ in range(20):
+                send(name)
+                if wait_until(done, timeout=1.0):
+                    return True
+            return False
+
         def alarms() -> list[str]:
             return [e.detail.get("reason") for e in events if e.type == "alarm"]
 
         try:
             assert wait_until(lambda: any(e.type == "started" for e in events), timeout=30)
-            send("lockdown")
-            assert wait_until(lambda: "lockdown" in alarms())
+            assert send_until("lockdown", lambda: "lockdown" in alarms())
             send("unlock")
             assert wait_until(lambda: any(r["reason"] == "lockdown" and r["mode"] == "command"
                                           for r in logged(door, capsys)))
