@@ -345,16 +345,18 @@ class EventPublisher:
                 self._counts["connects"] += 1
                 states = dict(self._states)
             self._send_states(states)
-        # online last: whoever sees this device online has already been told its true state (a retained
-        # 'unlocked' of a process that crashed mid-pulse is overwritten first)
-        self._send(self.topics.availability, PAYLOAD_ONLINE, retain=True)
-        log.info("MQTT: connected to %s:%d (%d event(s) pending)", self.host, self.port, len(self._outbox))
+        # subscriptions before 'online': the broker handles one connection's packets in order, so a command sent by
+        # whoever has seen the door online reaches it
         if self.commands_enabled:
             client.subscribe(self.topics.command, qos=QOS)
         if self.discovery_prefix is not None:  # Home Assistant's birth message: announce again when it restarts
             client.subscribe(f"{self.discovery_prefix}/{DISCOVERY_STATUS_SUFFIX}", qos=QOS)
         if self._stale_lock_topic is not None:
             client.subscribe(self._stale_lock_topic, qos=QOS)
+        # online last: whoever sees this device online has already been told its true state (a retained
+        # 'unlocked' of a process that crashed mid-pulse is overwritten first)
+        self._send(self.topics.availability, PAYLOAD_ONLINE, retain=True)
+        log.info("MQTT: connected to %s:%d (%d event(s) pending)", self.host, self.port, len(self._outbox))
         self._wake()
 
     def _send_discovery(self) -> None:
