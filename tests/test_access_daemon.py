@@ -5,6 +5,7 @@ on the celebrity photos with the real int8 model (every wrong pair refused, ever
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -274,19 +275,23 @@ def test_badge_reads_come_from_the_reader_thread(celebrity_door, tmp_path):
 
 def test_a_badge_reader_that_fails_is_an_alarm_and_is_opened_again(celebrity_door, tmp_path):
     opened: list[int] = []
+    go = threading.Event()
 
     def broken():
+        go.wait(10)  # the door has already asked for alarms once: the reader thread's alarm must still reach it
         opened.append(1)
         return ReplayBadgeReader(tmp_path / "missing.txt")
 
     access = badge_control(celebrity_door, tmp_path, badge_reader=broken)
     access.start()
-    deadline = time.monotonic() + 30
+    assert access.alarms() == []
     alarms: list = []
-    while time.monotonic() < deadline and len(opened) < 2:
+    go.set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (len(opened) < 2 or not alarms):
         alarms += access.alarms()
         time.sleep(0.05)
     access.close()
     alarms += access.alarms()
-    assert len(opened) >= 2 and alarms[0]["reason"] == "badge_reader_fault"
+    assert len(opened) >= 2 and alarms and alarms[0]["reason"] == "badge_reader_fault"
     assert "cannot read the badge replay" in alarms[0]["error"]

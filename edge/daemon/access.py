@@ -141,6 +141,7 @@ class AccessControl:
         self._verify: tuple[Any, Threshold] | None = None  # (templates it was derived for, threshold)
         self._reads: queue.Queue = queue.Queue()
         self._alarms: list[dict[str, Any]] = []
+        self._alarms_lock = threading.Lock()  # the badge reader's thread raises alarms too
         self._log_failures = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -252,8 +253,13 @@ class AccessControl:
 
     def alarms(self) -> list[dict[str, Any]]:
         """Conditions found since the last call, each the ``detail`` of an ``alarm`` event."""
-        found, self._alarms = self._alarms, []
+        with self._alarms_lock:
+            found, self._alarms = self._alarms, []
         return found
+
+    def _alarm(self, detail: dict[str, Any]) -> None:
+        with self._alarms_lock:
+            self._alarms.append(detail)
 
     def startup_problems(self) -> list[str]:
         """What the door should say at start: groups of the policy that nobody in the store has, no access log."""
@@ -273,7 +279,7 @@ class AccessControl:
     def start(self) -> None:
         """Start the badge reader thread (if any) and the access log's retention purge."""
         if self._badge_reader is not None:
-            self._spawn("badge-reader", read_badges, self._badge_reader, self._reads.put, self._alarms.append,
+            self._spawn("badge-reader", read_badges, self._badge_reader, self._reads.put, self._alarm,
                         self._stop)
         if self.access_log is not None:
             self._spawn("access-log-purge", purge_log, self.access_log, self._wall, self.retention_days, self._stop)
@@ -383,7 +389,7 @@ class AccessControl:
                               "granted" if result.granted else "denied", result.reason, result.distance,
                               result.threshold, result.badge)
         if not self.access_log.record(record) and self._log_failures == 0:
-            self._alarms.append({"reason": "access_log_write_failed", "path": str(self.access_log.path)})
+            self._alarm({"reason": "access_log_write_failed", "path": str(self.access_log.path)})
             self._log_failures += 1
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
@@ -417,5 +423,5 @@ def open_access_control(config: Any, *, gallery: Any) -> AccessControl:
         badge_reader=(lambda: open_badge_reader(section.badge)) if section.badge is not None else None,
         retention_days=section.log_retention_days)
     if access_log is None:
-        control._alarms.append({"reason": "access_log_not_available", "path": str(section.log_path)})
+        control._alarm({"reason": "access_log_not_available", "path": str(section.log_path)})
     return control
