@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import platform
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -263,7 +265,13 @@ def test_every_model_ships_its_reference_strangers(weights_dir: Path, variant: s
 
 
 def test_the_int8_strangers_are_what_the_door_computes(int8_model: Path, weights_dir: Path, face_model):
-    """The rows are the door's own encodings of the portraits (in file-name order, faceless ones skipped)."""
+    """The rows are the door's own encodings of the portraits (in file-name order, faceless ones skipped).
+
+    To the float32 rounding on the kind of machine that built them (``machine.arch`` of the build's report.json);
+    on another (an arm64 door, for models built on x86) the float arithmetic before FaceNet (decoding, the
+    detector, the alignment) moves the crop a little, so within the int8 model's own largest difference from Keras
+    (the card's ``agreement.cosine_min``, as L2): what ``./dev pi-check`` found on arm64 for the celebrity photos.
+    """
     card = ModelCard.for_model(int8_model)
     assert card.data["reference_strangers"]["count"] >= 290  # official portraits: nearly all have a face
     pre = card.preprocessing
@@ -272,12 +280,19 @@ def test_the_int8_strangers_are_what_the_door_computes(int8_model: Path, weights
     assert strangers is not None
     photos = image_files(weights_dir / "photos" / "reference_strangers")
     assert len(photos) == REFERENCE_PHOTOS
+    built_on = json.loads((weights_dir / "report.json").read_text())["machine"]["arch"]
+    same_machine = built_on == platform.machine()
+    tolerance = math.sqrt(2 - 2 * card.data["agreement"]["cosine_min"])
     row = 0
     for photo in photos[:8]:
         encoding = face_model.analyse(photo).encoding
         if encoding is None:
             continue
-        np.testing.assert_allclose(strangers[row], encoding, atol=1e-5)
+        if same_machine:
+            np.testing.assert_allclose(strangers[row], encoding, atol=1e-5)
+        else:
+            assert float(np.linalg.norm(strangers[row] - encoding)) <= tolerance, (photo.name, built_on)
+            assert int(np.argmin(np.linalg.norm(strangers[:8] - encoding, axis=1))) == row  # its own row, not another
         row += 1
     assert row >= 6
 
