@@ -16,7 +16,7 @@
 # root-packages.txt and tools-requirements.txt; the aarch64 wheels; debootstrap's and apt's .deb files.
 # Work folder $PI_CHECK_WORK (default /var/tmp/facegate-pi-check): the outputs stay there (x86/, arm64/), the root
 # is removed at the end (PI_CHECK_KEEP=1 keeps it). PI_CHECK_STEPS picks steps (default "compare tests ansible");
-# PI_CHECK_TESTS runs those tests (files or node ids) instead of device-tests.txt's (about 40 minutes emulated);
+# PI_CHECK_TESTS runs those tests (files or node ids) instead of device-tests.txt's (about 37 minutes emulated);
 # PI_CHECK_SLOWDOWN (default 40: a frame every 8 s) is how many times slower the demo replays there. qemu emulates
 # a Cortex-A72 (Raspberry Pi 4) and a Cortex-A76 (Pi 5) for the compare step (PI_CHECK_CPUS, both by default), so
 # that XNNPACK runs the int8 kernels of each; the tests and the converge run on PI_CHECK_CPU (cortex-a76).
@@ -215,7 +215,7 @@ device_tests() {
   done < <(sed 's/#.*//; s/[[:space:]]*$//; /^$/d' "$here/device-tests.txt")
   # shellcheck disable=SC2206 # PI_CHECK_TESTS is a list of test files or node ids, split on spaces
   [ -z "${PI_CHECK_TESTS:-}" ] || tests=($PI_CHECK_TESTS)
-  say "arm64: the device's tests in device-tests.txt (emulated)"
+  say "arm64: the device's tests in ${PI_CHECK_TESTS:-device-tests.txt} (emulated)"
   arm64_run "$root" /usr/bin/env -C "$inside/src" "$inside/venv/bin/python" -m pytest -q -p no:cacheprovider \
     --durations=5 "${tests[@]}"
 }
